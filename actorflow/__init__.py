@@ -1,5 +1,13 @@
-"""actorflow: embeddable, in-process durable workflows whose steps stream output while they run."""
+"""actorflow: embeddable, in-process durable workflows whose steps stream output while they run.
 
+Define work with :func:`workflow` and :func:`step`, run it in a :class:`Runtime`
+over a journal (in memory or a SQLite file), stream output live
+(``ctx.put_stream`` → :meth:`Runtime.subscribe`) or durably
+(``ctx.write_stream`` → :meth:`RunHandle.read_stream`).
+"""
+
+from ._broker import Message, Overflow, Subscription, SubscriptionStatistics
+from ._context import StepContext, ThreadStepContext, WorkflowContext
 from ._exceptions import (
     ActorflowError,
     EncodeError,
@@ -19,27 +27,47 @@ from ._exceptions import (
 )
 from ._journal import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 from ._memory_journal import MemoryJournal
+from ._registry import Backoff, Step, Workflow, step, workflow
+from ._runtime import RunHandle, Runtime
+from ._sqlite_journal import SQLiteJournal
+
+__version__ = "0.1.0.dev0"
 
 __all__ = (
     "ActorflowError",
+    "Backoff",
     "EncodeError",
     "GraphError",
     "Journal",
     "JournalError",
     "JournalLocked",
     "MemoryJournal",
+    "Message",
     "NonDeterminism",
+    "Overflow",
     "RunCancelled",
     "RunFailed",
     "RunFinished",
+    "RunHandle",
     "RunInfo",
     "RunNotFound",
     "RunStatus",
+    "Runtime",
+    "SQLiteJournal",
     "SlowConsumer",
+    "Step",
+    "StepContext",
     "StepFailed",
     "StreamClosed",
     "StreamEntry",
     "StreamInfo",
+    "Subscription",
+    "SubscriptionStatistics",
+    "ThreadStepContext",
     "ValidationError",
+    "Workflow",
+    "WorkflowContext",
     "WorkflowNotFound",
+    "step",
+    "workflow",
 )

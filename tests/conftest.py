@@ -1,14 +1,15 @@
 """Shared fixtures: every async test runs on asyncio and on trio.
 
 Tests marked ``virtual_time`` get trio's ``MockClock(autojump_threshold=0)``
-on trio, so timeouts, heartbeats and backoff take no real time there; on
-asyncio they run with the short real durations the test uses. Use them only
-with a MemoryJournal: a clock that jumps while a thread commits would fire
-timeouts that real time would not.
+on trio and :class:`VirtualTimeEventLoop` on asyncio, so timeouts, heartbeats
+and backoff take no real time on either. Use them only with a MemoryJournal: a
+clock that jumps while a thread commits would fire timeouts that real time
+would not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -22,10 +23,35 @@ settings.register_profile("dev", max_examples=25, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop whose clock jumps to the next timer whenever nothing is ready.
+
+    The asyncio twin of trio's ``MockClock(autojump_threshold=0)``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._virtual_now = 0.0
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def _run_once(self) -> None:
+        ready: Any = getattr(self, "_ready")  # noqa: B009 - private asyncio state, tests only
+        scheduled: Any = getattr(self, "_scheduled")  # noqa: B009
+        if not ready and not getattr(self, "_stopping"):  # noqa: B009
+            live = [h.when() for h in scheduled if not h.cancelled()]
+            if live:
+                self._virtual_now = max(self._virtual_now, min(live))
+        super()._run_once()  # type: ignore[misc]
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    if request.param == "trio" and request.node.get_closest_marker("virtual_time"):
-        from trio.testing import MockClock
+    if request.node.get_closest_marker("virtual_time"):
+        if request.param == "trio":
+            from trio.testing import MockClock
 
-        return ("trio", {"clock": MockClock(autojump_threshold=0)})
+            return ("trio", {"clock": MockClock(autojump_threshold=0)})
+        return ("asyncio", {"loop_factory": VirtualTimeEventLoop})
     return request.param

@@ -19,5 +19,6 @@ async def test_memory_journal_commits_on_append() -> None:
     page = await j.read_stream("r1", "k")
     assert page.closed
     info = await j.get_run("r1")
-    assert info is not None and info.status is af.RunStatus.COMPLETED
+    assert info is not None
+    assert info.status is af.RunStatus.COMPLETED
     await j.close()

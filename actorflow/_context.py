@@ -1,0 +1,206 @@
+"""The contexts a workflow body and a step receive as ``ctx``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.from_thread
+
+from ._codec import decode_value, encode_value
+
+if TYPE_CHECKING:
+    from ._actors import RunActor, StepActor
+    from ._registry import Step
+
+__all__ = ("StepContext", "ThreadStepContext", "WorkflowContext")
+
+O = TypeVar("O")  # noqa: E741
+
+
+class WorkflowContext:
+    """What a workflow body can do durably. Every call is journaled or replayed.
+
+    Attributes:
+        run_id: the id of the run this body executes.
+        workflow: the workflow's registered name.
+    """
+
+    __slots__ = ("_run", "run_id", "workflow")
+
+    def __init__(self, run: RunActor) -> None:
+        self._run = run
+        self.run_id = run.run_id
+        self.workflow = run.workflow.name
+
+    def __repr__(self) -> str:
+        return f"<WorkflowContext run_id={self.run_id!r} workflow={self.workflow!r}>"
+
+    async def step(self, step: Step[Any, O], input: Any = None) -> O:
+        """Run ``step`` with ``input`` as a child actor of this run and return its output.
+
+        On replay, a step the journal recorded as completed returns its recorded
+        output without running.
+
+        Raises:
+            StepFailed: the step exhausted its retries (catchable here).
+            EncodeError: ``input`` or the step's output is not msgspec-encodable.
+            NonDeterminism: the journal recorded a different call at this position.
+        """
+        result: O = await self._run.call_step(step, input)
+        return result
+
+    async def put_stream(self, data: object) -> None:
+        """Publish ``data`` live on ``stream.<run_id>.main`` (nothing is stored)."""
+        await self._run.put_stream("main", data)
+
+    async def write_stream(self, key: str, value: object) -> None:
+        """Append ``value`` to the durable stream ``key``; returns once queued.
+
+        A body write is never repeated by recovery.
+
+        Raises:
+            ValidationError: bad key.
+            EncodeError: ``value`` is not msgspec-encodable (nothing is written).
+            StreamClosed: the stream was closed.
+        """
+        self._run.write_stream(key, value, "main", 1)
+        await anyio.lowlevel.checkpoint()
+
+    async def close_stream(self, key: str) -> None:
+        """Close the durable stream ``key``: its readers stop after its last entry."""
+        self._run.close_stream(key, "main")
+        await anyio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Return once everything this run queued in the journal is committed."""
+        await self._run.commit()
+
+
+class StepContext:
+    """What an ``async def`` step can do.
+
+    Attributes:
+        run_id: the run this step belongs to.
+        step_id: this step's id in the run (its name, then ``<name>-2``, ...).
+        attempt: this attempt's number, from 1.
+    """
+
+    __slots__ = ("_actor", "_checkpoint", "_last_heartbeat", "attempt", "run_id", "step_id")
+
+    def __init__(self, actor: StepActor, attempt: int, checkpoint: bytes | None) -> None:
+        self._actor = actor
+        self.run_id = actor.parent.run_id
+        self.step_id = actor.step_id
+        self.attempt = attempt
+        self._checkpoint = checkpoint
+        self._last_heartbeat = anyio.current_time()
+
+    def __repr__(self) -> str:
+        return (
+            f"<StepContext run_id={self.run_id!r} step_id={self.step_id!r} attempt={self.attempt}>"
+        )
+
+    @property
+    def checkpoint(self) -> Any:
+        """The value last saved with :meth:`save_checkpoint` by an earlier attempt, or None."""
+        return None if self._checkpoint is None else decode_value(self._checkpoint)
+
+    def heartbeat(self) -> None:
+        """Tell the runtime this attempt is alive (see ``heartbeat_timeout``)."""
+        self._last_heartbeat = anyio.current_time()
+
+    async def put_stream(self, data: object) -> None:
+        """Publish ``data`` live on ``stream.<run_id>.<step_id>`` (nothing is stored)."""
+        await self._actor.parent.put_stream(self.step_id, data)
+
+    async def write_stream(self, key: str, value: object) -> None:
+        """Append ``value`` to the run's durable stream ``key``; returns once queued.
+
+        Raises:
+            ValidationError: bad key.
+            EncodeError: ``value`` is not msgspec-encodable (nothing is written).
+            StreamClosed: the stream was closed.
+        """
+        self._actor.parent.write_stream(key, value, self.step_id, self.attempt)
+        await anyio.lowlevel.checkpoint()
+
+    async def close_stream(self, key: str) -> None:
+        """Close the run's durable stream ``key``; closing it again does nothing."""
+        self._actor.parent.close_stream(key, self.step_id)
+        await anyio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Return once everything this run queued in the journal is committed."""
+        await self._actor.parent.commit()
+
+    async def save_checkpoint(self, value: object) -> None:
+        """Save ``value`` durably; the next attempt of this step finds it in ``ctx.checkpoint``.
+
+        Raises:
+            EncodeError: ``value`` is not msgspec-encodable (nothing is written).
+        """
+        data = encode_value(value, f"the checkpoint of step {self.step_id!r}")
+        ticket = self._actor.save_checkpoint(self.attempt, data)
+        self._checkpoint = data
+        await self._actor.parent.commit(ticket)
+
+
+class ThreadStepContext:
+    """What a plain ``def`` step can do: the operations of :class:`StepContext`, blocking.
+
+    It is handed to steps that run in a worker thread; each call hops to the
+    event loop and waits for it there.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: StepContext) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return repr(self._inner).replace("StepContext", "ThreadStepContext", 1)
+
+    @property
+    def run_id(self) -> str:
+        """The run this step belongs to."""
+        return self._inner.run_id
+
+    @property
+    def step_id(self) -> str:
+        """This step's id in the run."""
+        return self._inner.step_id
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number, from 1."""
+        return self._inner.attempt
+
+    @property
+    def checkpoint(self) -> Any:
+        """The value an earlier attempt saved, or None."""
+        return self._inner.checkpoint
+
+    def heartbeat(self) -> None:
+        """Tell the runtime this attempt is alive."""
+        anyio.from_thread.run_sync(self._inner.heartbeat)
+
+    def put_stream(self, data: object) -> None:
+        """Publish ``data`` live; blocks until published."""
+        anyio.from_thread.run(self._inner.put_stream, data)
+
+    def write_stream(self, key: str, value: object) -> None:
+        """Append to a durable stream; blocks until queued."""
+        anyio.from_thread.run(self._inner.write_stream, key, value)
+
+    def close_stream(self, key: str) -> None:
+        """Close a durable stream."""
+        anyio.from_thread.run(self._inner.close_stream, key)
+
+    def flush(self) -> None:
+        """Block until everything this run queued is committed."""
+        anyio.from_thread.run(self._inner.flush)
+
+    def save_checkpoint(self, value: object) -> None:
+        """Save a checkpoint durably; blocks until committed."""
+        anyio.from_thread.run(self._inner.save_checkpoint, value)

@@ -1,0 +1,124 @@
+"""Folding a run's journal records into what replay and ``show`` need."""
+
+from __future__ import annotations
+
+import attrs
+
+from ._journal import RunHistory
+from ._records import (
+    ErrorInfo,
+    Record,
+    StepAttemptFailed,
+    StepCheckpoint,
+    StepCompleted,
+    StepGaveUp,
+    StepStarted,
+    StreamClose,
+    StreamWrite,
+)
+
+__all__ = ("BodyOp", "ReplayState", "StepAttempt", "StepRecord", "fold")
+
+
+@attrs.define
+class StepAttempt:
+    """One attempt of a step, for ``actorflow show``."""
+
+    attempt: int
+    started_at: float
+    finished_at: float | None = None
+    error: ErrorInfo | None = None
+
+
+@attrs.define
+class StepRecord:
+    """What the journal says about the step at one position of a run."""
+
+    position: int
+    step_id: str
+    name: str
+    attempts: list[StepAttempt] = attrs.field(factory=list)
+    failures: int = 0
+    checkpoint: bytes | None = None
+    output: bytes | None = None
+    gave_up: ErrorInfo | None = None
+
+    @property
+    def last_attempt(self) -> int:
+        """The number of the last attempt that started (0 if none)."""
+        return self.attempts[-1].attempt if self.attempts else 0
+
+    @property
+    def status(self) -> str:
+        """COMPLETED, FAILED, or RUNNING (started, never finished)."""
+        if self.output is not None:
+            return "COMPLETED"
+        return "FAILED" if self.gave_up is not None else "RUNNING"
+
+
+@attrs.frozen
+class BodyOp:
+    """A durable operation of the workflow body other than a step (a stream write, ...)."""
+
+    kind: str
+    name: str
+
+
+@attrs.define
+class ReplayState:
+    """A run's history, by position, ready for replay."""
+
+    steps: dict[int, StepRecord] = attrs.field(factory=dict)
+    body_ops: dict[int, BodyOp] = attrs.field(factory=dict)
+    stream_lengths: dict[str, int] = attrs.field(factory=dict)
+    closed_streams: set[str] = attrs.field(factory=set)
+
+    def describe(self, position: int) -> str | None:
+        """What the journal recorded at ``position`` ("step 'fetch'"), or None."""
+        if position in self.steps:
+            return f"step {self.steps[position].name!r}"
+        op = self.body_ops.get(position)
+        return None if op is None else f"{op.kind} {op.name!r}"
+
+
+def fold(history: RunHistory | None) -> ReplayState:
+    """Fold the records of one run into a :class:`ReplayState`."""
+    state = ReplayState()
+    if history is None:
+        return state
+    state.stream_lengths = dict(history.stream_lengths)
+    for record in history.records:
+        _apply(state, record)
+    return state
+
+
+def _apply(state: ReplayState, record: Record) -> None:
+    if isinstance(record, StepStarted):
+        step = state.steps.get(record.position)
+        if step is None:
+            step = state.steps[record.position] = StepRecord(
+                record.position, record.step_id, record.name
+            )
+        step.attempts.append(StepAttempt(record.attempt, record.at))
+    elif isinstance(record, StepAttemptFailed):
+        step = state.steps[record.position]
+        step.failures += 1
+        if step.attempts:
+            step.attempts[-1].finished_at = record.at
+            step.attempts[-1].error = record.error
+    elif isinstance(record, StepCheckpoint):
+        state.steps[record.position].checkpoint = record.value
+    elif isinstance(record, StepCompleted):
+        step = state.steps[record.position]
+        step.output = record.output
+        if step.attempts:
+            step.attempts[-1].finished_at = record.at
+    elif isinstance(record, StepGaveUp):
+        state.steps[record.position].gave_up = record.error
+    elif isinstance(record, StreamWrite):
+        if record.position is not None:
+            state.body_ops[record.position] = BodyOp("write_stream", record.key)
+    elif isinstance(record, StreamClose):
+        state.closed_streams.add(record.key)
+        if record.position is not None:
+            state.body_ops[record.position] = BodyOp("close_stream", record.key)

@@ -1,0 +1,156 @@
+"""Runs, steps, results, failures and idempotent starts, on the in-memory journal."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+import actorflow as af
+
+
+class Pair(msgspec.Struct):
+    a: int
+    b: int
+
+
+@af.step
+async def add(ctx: af.StepContext, p: Pair) -> int:
+    return p.a + p.b
+
+
+@af.step
+async def double(ctx: af.StepContext, x: int) -> int:
+    return 2 * x
+
+
+@af.workflow
+async def arithmetic(ctx: af.WorkflowContext, p: Pair) -> int:
+    s = await ctx.step(add, p)
+    return await ctx.step(double, s)
+
+
+@af.step
+async def boom(ctx: af.StepContext, message: str) -> None:
+    raise ValueError(message)
+
+
+@af.workflow
+async def failing(ctx: af.WorkflowContext, message: str) -> None:
+    await ctx.step(boom, message)
+
+
+@af.workflow
+async def catching(ctx: af.WorkflowContext, message: str) -> str:
+    try:
+        await ctx.step(boom, message)
+    except af.StepFailed as exc:
+        cause = type(exc.__cause__).__name__
+        return f"caught {exc.error_type} ({cause}): {exc.error_message} after {exc.attempts}"
+    return "not reached"
+
+
+async def test_run_returns_the_workflow_output() -> None:
+    async with af.Runtime() as rt:
+        assert await rt.run(arithmetic, Pair(2, 3)) == 10
+        [info] = await rt.list_runs()
+        assert info.workflow == "arithmetic"
+        assert info.status is af.RunStatus.COMPLETED
+        assert info.finished_at is not None
+
+
+async def test_start_is_idempotent_by_run_id() -> None:
+    async with af.Runtime() as rt:
+        h1 = await rt.start(arithmetic, Pair(1, 1), run_id="r-1")
+        h2 = await rt.start(arithmetic, Pair(5, 5), run_id="r-1")
+        assert h1.run_id == h2.run_id == "r-1"
+        assert await h2.result() == 4
+        assert len(await rt.list_runs()) == 1
+        with pytest.raises(af.ValidationError, match="already exists with workflow"):
+            await rt.start(failing, "x", run_id="r-1")
+
+
+async def test_failed_run_carries_remote_error() -> None:
+    async with af.Runtime() as rt:
+        handle = await rt.start(failing, "bad things")
+        with pytest.raises(af.RunFailed) as info:
+            await handle.result()
+        assert info.value.error_type == "actorflow.StepFailed"
+        assert "bad things" in info.value.error_message
+        assert "ValueError" in info.value.traceback
+        assert await handle.status() is af.RunStatus.FAILED
+
+
+async def test_step_failed_is_catchable_in_the_body() -> None:
+    async with af.Runtime() as rt:
+        assert await rt.run(catching, "nope") == "caught ValueError (ValueError): nope after 1"
+
+
+async def test_unknown_run_raises_run_not_found() -> None:
+    async with af.Runtime() as rt:
+        handle = rt.handle("nope")
+        with pytest.raises(af.RunNotFound, match="nope"):
+            await handle.status()
+        with pytest.raises(af.RunNotFound):
+            await handle.result()
+        with pytest.raises(af.RunNotFound):
+            await handle.cancel()
+        with pytest.raises(LookupError):
+            await rt.get_run("nope")
+
+
+async def test_workflow_by_registered_name() -> None:
+    async with af.Runtime() as rt:
+        assert await rt.run("arithmetic", Pair(1, 2)) == 6
+        with pytest.raises(af.WorkflowNotFound, match="no workflow registered as 'missing'"):
+            await rt.start("missing")
+
+
+@af.step
+async def who(ctx: af.StepContext, _: None) -> str:
+    return ctx.step_id
+
+
+@af.workflow
+async def repeated(ctx: af.WorkflowContext, _: None) -> list[str]:
+    return [await ctx.step(who) for _ in range(3)]
+
+
+async def test_step_ids_number_repeated_calls() -> None:
+    async with af.Runtime() as rt:
+        assert await rt.run(repeated) == ["who", "who-2", "who-3"]
+
+
+@af.step
+def blocking_step(ctx: af.ThreadStepContext, n: int) -> int:
+    ctx.heartbeat()
+    ctx.write_stream("thread", n)
+    ctx.put_stream(n)
+    ctx.flush()
+    return n * 3
+
+
+@af.workflow
+async def threaded(ctx: af.WorkflowContext, n: int) -> int:
+    return await ctx.step(blocking_step, n)
+
+
+async def test_plain_def_step_runs_in_a_thread_with_blocking_context() -> None:
+    async with af.Runtime() as rt:
+        handle = await rt.start(threaded, 7)
+        assert await handle.result() == 21
+        assert [v async for v in handle.read_stream("thread")] == [7]
+
+
+async def test_results_decode_to_the_annotated_type() -> None:
+    @af.step
+    async def make_pair(ctx: af.StepContext, n: int) -> Pair:
+        return Pair(n, n)
+
+    @af.workflow
+    async def pairs(ctx: af.WorkflowContext, n: int) -> Pair:
+        p = await ctx.step(make_pair, n)
+        assert isinstance(p, Pair)
+        return p
+
+    async with af.Runtime() as rt:
+        assert await rt.run(pairs, 4) == Pair(4, 4)
