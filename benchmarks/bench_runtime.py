@@ -25,8 +25,9 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _baselines import sqlite_ceiling
+
 import actorflow as af
-from _baselines import sqlite_ceiling  # noqa: E402
 
 SEQUENTIAL_STEPS = 1_000
 CONCURRENT_RUNS = 100

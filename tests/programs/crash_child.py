@@ -27,7 +27,7 @@ def log(line: str) -> None:
 
 
 async def pause(where: str) -> None:
-    if MODE == "first" and PAUSE == where:
+    if MODE == "first" and where == PAUSE:
         print(f"PAUSED {where}", flush=True)
         await anyio.sleep_forever()
 
