@@ -1,9 +1,12 @@
 """Runs and steps as actors.
 
 A :class:`RunActor` is a task with a bounded mailbox that runs one workflow
-body; each step call is a :class:`StepActor` spawned in the run's task group,
-so cancelling a run cancels its steps and nothing outlives it. Step actors
-report to their run through its mailbox; the runtime sends it ``CancelRun``.
+body. Each step call is a :class:`StepActor`: its attempts, retries, timeout
+and heartbeat watchdog, run in the task of the body that awaits it, inside the
+run's task group, so cancelling a run cancels its steps and nothing outlives
+it. (A task per step would cap a run at the machine's anyio spawn rate, about
+17k/s on 2 cores; see benchmarks/bench_runtime.py.) The mailbox carries control
+messages from outside the run (``CancelRun``).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from ._registry import Step, Workflow
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
-__all__ = ("CancelRun", "RunActor", "RunMessage", "StepActor", "StepFinished", "error_info")
+__all__ = ("CancelRun", "RunActor", "RunMessage", "StepActor", "error_info")
 
 MAILBOX_SIZE = 64
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -54,13 +57,7 @@ class CancelRun(msgspec.Struct, frozen=True, tag="cancel_run"):
     """Ask the run to stop: it ends CANCELLED."""
 
 
-class StepFinished(msgspec.Struct, frozen=True, tag="step_finished"):
-    """A step actor of the run finished (returned, failed, or gave up)."""
-
-    position: int
-
-
-RunMessage = CancelRun | StepFinished
+RunMessage = CancelRun
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -108,7 +105,6 @@ class RunActor:
     _name_counts: dict[str, int] = attrs.field(factory=dict, init=False)
     _lengths: dict[str, int] = attrs.field(factory=dict, init=False)
     _closed: set[str] = attrs.field(factory=set, init=False)
-    _steps: dict[int, StepActor] = attrs.field(factory=dict, init=False)
     _last_ticket: int = attrs.field(default=0, init=False)
     _cancel_requested: bool = attrs.field(default=False, init=False)
     _nondeterminism: NonDeterminism | None = attrs.field(default=None, init=False)
@@ -139,13 +135,7 @@ class RunActor:
     async def _mailbox_loop(self) -> None:
         async for message in self._recv:
             if isinstance(message, CancelRun):
-                self._cancel_requested = True
-                if self._body_scope is not None:
-                    self._body_scope.cancel()
-            else:
-                actor = self._steps.pop(message.position, None)
-                if actor is not None:
-                    actor.done.set()
+                self.cancel()
 
     # -- life -------------------------------------------------------------------
 
@@ -238,18 +228,7 @@ class RunActor:
             raise StepFailed(
                 step_id, record.last_attempt, record.gave_up.type, record.gave_up.message
             )
-        actor = StepActor(self, step, input, position, step_id, record)
-        assert self._tg is not None
-        self._steps[position] = actor
-        self._tg.start_soon(actor.run)
-        try:
-            await actor.done.wait()
-        except BaseException:
-            actor.cancel()
-            raise
-        if actor.error is not None:
-            raise actor.error
-        return actor.result
+        return await StepActor(self, step, input, position, step_id, record).run()
 
     async def put_stream(self, step_id: str, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.<step_id>``."""
@@ -314,25 +293,14 @@ class StepActor:
     position: int
     step_id: str
     record: StepRecord | None
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    result: Any = None
-    error: Exception | None = None
-    _scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
 
-    def cancel(self) -> None:
-        """Stop the step (its caller went away)."""
-        self._scope.cancel()
+    async def run(self) -> Any:
+        """Run attempts until one succeeds or retries are exhausted; return the output.
 
-    async def run(self) -> None:
-        """Run attempts until one succeeds or retries are exhausted; report to the run."""
-        with self._scope:
-            try:
-                self.result = await self._attempts()
-            except Exception as exc:
-                self.error = exc
-            await self.parent.tell(StepFinished(self.position))
-
-    async def _attempts(self) -> Any:
+        Raises:
+            StepFailed: the retries are exhausted.
+            EncodeError: the output is not msgspec-encodable.
+        """
         step, run, rec = self.step, self.parent, self.record
         attempt = rec.last_attempt if rec else 0
         failures = rec.failures if rec else 0

@@ -94,7 +94,7 @@ class StepContext:
         self.step_id = actor.step_id
         self.attempt = attempt
         self._checkpoint = checkpoint
-        self._last_heartbeat = anyio.current_time()
+        self._last_heartbeat = 0.0 if actor.step.heartbeat_timeout is None else anyio.current_time()
 
     def __repr__(self) -> str:
         return (
