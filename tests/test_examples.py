@@ -11,6 +11,7 @@ import pytest
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 EXPECTED = {
     "quickstart.py": "YOU ASKED: 'TELL ME A JOKE'. HERE IS A STREAMED ANSWER.",
+    "live_tokens.py": "console subscriber: 18 tokens, in order",
 }
 
 
