@@ -1,0 +1,805 @@
+"""The SQLite journal: one file in WAL mode, one writer thread, group commit.
+
+Layout of a journal file (schema version 1, ``PRAGMA user_version``; the file
+is marked as an actorflow journal by ``PRAGMA application_id``):
+
+- ``runs``: one row per run, in start order; RunResumed and RunFinished update it.
+- ``records``: every record :meth:`SQLiteJournal.load_history` returns, msgpack
+  encoded, in log order (``seq``), indexed by run.
+- ``streams``: per ``(run_id, key)`` an integer id, its length and whether it
+  was closed; the length is updated once per stream per batch, not per entry.
+- ``stream_entries``: one row per durable stream entry, clustered by
+  ``(stream id, offset)`` so a page of a stream is one range scan.
+
+Writes: :meth:`SQLiteJournal.append` runs on the event loop's thread and only
+takes a ticket and queues the record. A dedicated writer thread drains the
+queue, writes everything it found in one transaction and commits, then wakes
+every waiter of that batch at once through the loop's ``call_soon``. Reads run
+in worker threads on their own read-only connections, each query in one read
+transaction, so they only ever see a committed snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pathlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+import attrs
+import msgspec
+
+from ._backend import CallSoon, current_call_soon
+from ._codec import decode_value
+from ._exceptions import JournalError, JournalLocked, ValidationError
+from ._journal import (
+    CommitWatch,
+    RunHistory,
+    RunInfo,
+    RunStatus,
+    StreamEntry,
+    StreamInfo,
+    StreamPage,
+)
+from ._records import (
+    ErrorInfo,
+    Record,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StreamClose,
+    StreamWrite,
+    record_decoder,
+    record_encoder,
+)
+
+__all__ = ("APPLICATION_ID", "SCHEMA_VERSION", "SQLiteJournal", "SQLiteJournalStatistics")
+
+APPLICATION_ID = 0x41466C77
+"""``PRAGMA application_id`` of every actorflow journal (``"AFlw"``)."""
+
+SCHEMA_VERSION = 1
+"""The schema version this actorflow writes, kept in ``PRAGMA user_version``."""
+
+_MAX_BATCH = 5000
+_MAX_CACHED_STREAMS = 10_000
+# A readonly journal polls ``PRAGMA data_version`` for commits of another process:
+# every millisecond right after one, backing off to _POLL_MAX while none comes, so
+# a busy writer is followed closely and an idle one costs ~1% of a core.
+_POLL_MIN = 0.001
+_POLL_MAX = 0.010
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_terminal)
+
+_SCHEMA = f"""
+BEGIN IMMEDIATE;
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    input BLOB NOT NULL,
+    output BLOB,
+    error BLOB
+);
+CREATE TABLE records (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, body BLOB NOT NULL);
+CREATE INDEX records_by_run ON records (run_id, seq);
+CREATE TABLE streams (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    length INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (run_id, key)
+);
+CREATE TABLE stream_entries (
+    stream INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    step_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    position INTEGER,
+    PRIMARY KEY (stream, "offset")
+) WITHOUT ROWID;
+COMMIT;
+"""
+
+_INSERT_RECORD = "INSERT INTO records (run_id, body) VALUES (?, ?)"
+_INSERT_ENTRY = "INSERT INTO stream_entries VALUES (?, ?, ?, ?, ?, ?)"  # in schema order
+_GROW_STREAM = "UPDATE streams SET length = length + ? WHERE id = ?"
+_START_RUN = (
+    "INSERT INTO runs (run_id, workflow, status, started_at, input) VALUES (?, ?, 'PENDING', ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET workflow = excluded.workflow, status = 'PENDING', "
+    "started_at = excluded.started_at, finished_at = NULL, input = excluded.input, "
+    "output = NULL, error = NULL"
+)
+_RESUME_RUN = (
+    f"UPDATE runs SET status = 'RUNNING' WHERE run_id = ? AND status NOT IN ({_TERMINAL_SQL})"
+)
+_FINISH_RUN = "UPDATE runs SET status = ?, finished_at = ?, output = ?, error = ? WHERE run_id = ?"
+_RUN_COLUMNS = "run_id, workflow, status, started_at, finished_at, input, output, error"
+
+_error_encoder = msgspec.msgpack.Encoder()
+_error_decoder = msgspec.msgpack.Decoder(ErrorInfo)
+
+# Real paths this process writes: a second SQLiteJournal on one of them in this
+# process is refused before flock, whose locks belong to open file descriptions.
+_LOCKED_PATHS: set[str] = set()
+_LOCKED_PATHS_GUARD = threading.Lock()
+
+_T = TypeVar("_T")
+_Batch = list[tuple[int, Record]]
+
+
+def _fspath(path: str | os.PathLike[str]) -> str:
+    return os.fspath(path)
+
+
+def _check_synchronous(_: object, __: object, value: str) -> None:
+    if value not in ("normal", "full"):
+        raise ValidationError(f'synchronous={value!r} is not supported; use "normal" or "full"')
+
+
+@attrs.frozen
+class SQLiteJournalStatistics:
+    """Counters of a :class:`SQLiteJournal` since it was opened (``statistics()``).
+
+    Attributes:
+        appends: records appended (the last ticket handed out).
+        records: records written by committed transactions.
+        commits: transactions committed; ``records / commits`` is the mean batch.
+        largest_batch: the most records one transaction committed.
+    """
+
+    appends: int
+    records: int
+    commits: int
+    largest_batch: int
+
+
+@attrs.define(eq=False)
+class SQLiteJournal:
+    """A journal in an SQLite file: durable, shared with readers in other processes.
+
+    It implements :class:`~actorflow.Journal`. ``Runtime("runs.db")`` uses one.
+    Appends are committed in batches by a writer thread (group commit); readers
+    use their own connections and only see committed data. One runtime may
+    write a file at a time; any number of ``readonly=True`` journals may read
+    it meanwhile, in this process or others.
+
+    ``append`` must be called from the thread of the event loop that opened the
+    journal.
+
+    Args:
+        path: the journal file. A missing or empty file becomes a new journal
+            (unless ``readonly``).
+        synchronous: ``"normal"`` (SQLite's ``synchronous=NORMAL`` in WAL mode:
+            a power loss may lose the last commits, never corrupt the file) or
+            ``"full"`` (every commit is on disk before waiters wake).
+        readonly: read only: no writer lock, ``append`` raises, and
+            ``wait_for_commit`` follows the commits of the runtime writing the
+            file from another process.
+
+    Raises:
+        ValidationError: ``synchronous`` is neither ``"normal"`` nor ``"full"``.
+    """
+
+    path: str = attrs.field(converter=_fspath)
+    synchronous: Literal["normal", "full"] = attrs.field(
+        default="normal", kw_only=True, validator=_check_synchronous
+    )
+    readonly: bool = attrs.field(default=False, kw_only=True)
+
+    _watch: CommitWatch = attrs.field(factory=CommitWatch, init=False, repr=False)
+    _open: bool = attrs.field(default=False, init=False, repr=False)
+    _accepting: bool = attrs.field(default=False, init=False, repr=False)
+    _ticket: int = attrs.field(default=0, init=False, repr=False)
+    _queue: queue.SimpleQueue[tuple[int, Record] | None] = attrs.field(
+        factory=queue.SimpleQueue, init=False, repr=False
+    )
+    _writer: threading.Thread | None = attrs.field(default=None, init=False, repr=False)
+    _writer_error: BaseException | None = attrs.field(default=None, init=False, repr=False)
+    _lock_fd: int | None = attrs.field(default=None, init=False, repr=False)
+    _locked_path: str | None = attrs.field(default=None, init=False, repr=False)
+    _reader_uri: str = attrs.field(default="", init=False, repr=False)
+    _readers: list[sqlite3.Connection] = attrs.field(factory=list, init=False, repr=False)
+    _readers_guard: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _poller: sqlite3.Connection | None = attrs.field(default=None, init=False, repr=False)
+    _data_version: int = attrs.field(default=0, init=False, repr=False)
+    _commits: int = attrs.field(default=0, init=False, repr=False)
+    _records: int = attrs.field(default=0, init=False, repr=False)
+    _largest_batch: int = attrs.field(default=0, init=False, repr=False)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def committed(self) -> int:
+        """The ticket of the last committed record (0 before any, since ``open``).
+
+        With ``readonly=True`` it counts the commits seen from other processes.
+        """
+        return self._watch.committed
+
+    async def open(self) -> None:
+        """Open the journal: lock it and start the writer (or, if readonly, just check it).
+
+        Raises:
+            JournalLocked: another runtime, in this process or another, writes the file.
+            JournalError: the file is not an actorflow journal, was written by a
+                newer actorflow, cannot be created, or (readonly) does not exist.
+        """
+        if self._open:
+            raise JournalError(f"{self!r} is already open; close it before opening it again")
+        self._watch = CommitWatch()
+        self._ticket = self._commits = self._records = self._largest_batch = 0
+        self._writer_error = None
+        # Shielded: a cancelled open must not leave the file locked by nobody.
+        with anyio.CancelScope(shield=True):
+            if self.readonly:
+                await anyio.to_thread.run_sync(self._open_readonly)
+                self._open = True
+                return
+            call_soon = current_call_soon()
+            conn = await anyio.to_thread.run_sync(self._open_writer)
+        self._queue = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_loop,
+            args=(conn, self._queue, call_soon, self._watch),
+            name=f"actorflow journal writer ({self.path})",
+            daemon=True,
+        )
+        self._writer.start()
+        self._open = self._accepting = True
+
+    async def close(self) -> None:
+        """Commit everything queued, stop the writer and release the file.
+
+        It may be opened again afterwards.
+
+        Raises:
+            JournalError: the writer had failed, so records queued after its
+                last commit were not written.
+        """
+        if not self._open:
+            return
+        self._open = self._accepting = False
+        with anyio.CancelScope(shield=True):
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._queue.put(None)
+                await anyio.to_thread.run_sync(writer.join)
+                if self._writer_error is None:
+                    self._watch.advance(self._ticket)
+            await anyio.to_thread.run_sync(self._release)
+        if self._writer_error is not None:
+            self._watch.fail(self._writer_error)
+            self._watch.check()
+
+    def _open_writer(self) -> sqlite3.Connection:
+        real = os.path.realpath(self.path)
+        # Check before creating the lock file, so a foreign file gets no side file.
+        _check_header(self.path, real)
+        self._lock(real)
+        try:
+            exists = _check_header(self.path, real)
+            conn = _translate(
+                lambda: sqlite3.connect(real, isolation_level=None, check_same_thread=False),
+                f"cannot open {self.path!r}",
+            )
+            try:
+                _translate(lambda: self._prepare(conn, exists), f"cannot set up {self.path!r}")
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            self._unlock()
+            raise
+        self._reader_uri = pathlib.Path(real).as_uri() + "?mode=ro"
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection, exists: bool) -> None:
+        if exists:
+            _check_pragmas(conn, self.path)
+        else:
+            # Created in rollback-journal mode, so the header that marks the file
+            # as a journal is in the main file before any WAL exists.
+            try:
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise JournalError(
+                f"{self.path!r} cannot use SQLite's WAL mode (got {mode!r}); "
+                "put the journal on a local file system"
+            )
+        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+
+    def _open_readonly(self) -> None:
+        real = os.path.realpath(self.path)
+        if not _check_header(self.path, real):
+            raise JournalError(
+                f"no journal at {self.path!r}; check the path, or open it without "
+                "readonly=True to create one"
+            )
+        self._reader_uri = pathlib.Path(real).as_uri() + "?mode=ro"
+        poller = self._connect_reader()
+        try:
+            _translate(lambda: _check_pragmas(poller, self.path), f"cannot read {self.path!r}")
+            self._data_version = poller.execute("PRAGMA data_version").fetchone()[0]
+        except BaseException:
+            poller.close()
+            raise
+        self._poller = poller
+
+    def _lock(self, real: str) -> None:
+        message = (
+            f"{self.path!r} is being written by another runtime; "
+            "close it first or open with readonly=True"
+        )
+        lock_path = real + "-lock"
+        with _LOCKED_PATHS_GUARD:
+            if real in _LOCKED_PATHS:
+                raise JournalLocked(message)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot create the lock file {lock_path!r} ({exc}); "
+                    "check that its directory is writable"
+                ) from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise JournalLocked(message) from None
+            except OSError as exc:
+                os.close(fd)
+                raise JournalError(f"cannot lock {lock_path!r} ({exc})") from exc
+            _LOCKED_PATHS.add(real)
+        self._lock_fd, self._locked_path = fd, real
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        real, self._locked_path = self._locked_path, None
+        if fd is not None:
+            os.close(fd)  # releases the flock
+        if real is not None:
+            with _LOCKED_PATHS_GUARD:
+                _LOCKED_PATHS.discard(real)
+
+    def _release(self) -> None:
+        with self._readers_guard:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.close()
+        self._unlock()
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, record: Record) -> int:
+        """Queue ``record`` for the writer thread and return its ticket.
+
+        Raises:
+            JournalError: the journal is closed or readonly, or its writer failed.
+            ValidationError: a RunFinished record carries an unknown status.
+        """
+        if not self._accepting:
+            raise self._refusal()
+        if type(record) is RunFinished:
+            _check_status(record.status)
+        self._ticket = ticket = self._ticket + 1
+        self._queue.put((ticket, record))
+        return ticket
+
+    def _refusal(self) -> JournalError:
+        if self.readonly:
+            return JournalError(
+                f"{self!r} is readonly; open the journal without readonly=True to write"
+            )
+        if self._writer_error is not None:
+            return JournalError(
+                f"the writer of {self.path!r} failed ({self._writer_error!r}); "
+                "fix the cause and open the journal again"
+            )
+        return JournalError(f"{self!r} is not open; use it through `async with Runtime`")
+
+    def _write_loop(
+        self,
+        conn: sqlite3.Connection,
+        pending: queue.SimpleQueue[tuple[int, Record] | None],
+        call_soon: CallSoon,
+        watch: CommitWatch,
+    ) -> None:
+        writer = _BatchWriter(conn)
+        try:
+            stop = False
+            while not stop:
+                item = pending.get()
+                batch: _Batch = []
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) >= _MAX_BATCH:
+                        break
+                    try:
+                        item = pending.get_nowait()
+                    except queue.Empty:
+                        break
+                else:
+                    stop = True
+                if batch:
+                    writer.write(batch)
+                    self._records += len(batch)
+                    self._commits += 1
+                    self._largest_batch = max(self._largest_batch, len(batch))
+                    _notify(call_soon, watch.advance, batch[-1][0])
+        except BaseException as exc:
+            self._accepting = False
+            self._writer_error = exc
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # it is closed below either way
+                    conn.execute("ROLLBACK")
+            _notify(call_soon, watch.fail, exc)
+        finally:
+            conn.close()
+
+    async def wait_committed(self, ticket: int) -> None:
+        """Return once the record with ``ticket`` (and every one before it) is committed.
+
+        Raises:
+            JournalError: the writer failed before committing it.
+        """
+        if self.readonly:
+            while self._watch.committed < ticket:
+                await self.wait_for_commit(self._watch.committed)
+            return
+        await self._watch.wait_for(ticket)
+
+    async def wait_for_commit(self, after: int) -> int:
+        """Return the new ``committed`` once it exceeds ``after``.
+
+        With ``readonly=True`` this notices commits made by another process
+        (by watching SQLite's ``data_version``), polling every millisecond at
+        first and backing off to every 10 ms while nothing is committed.
+
+        Raises:
+            JournalError: the writer failed.
+        """
+        if not self.readonly:
+            return await self._watch.wait_after(after)
+        interval = _POLL_MIN
+        while self._watch.committed <= after:
+            self._poll()
+            if self._watch.committed > after:
+                break
+            await anyio.sleep(interval)
+            interval = min(interval * 2, _POLL_MAX)
+        return self._watch.committed
+
+    def _poll(self) -> None:
+        poller = self._poller
+        if poller is None:
+            raise self._refusal()
+        version = _translate(
+            lambda: poller.execute("PRAGMA data_version").fetchone()[0],
+            f"cannot watch {self.path!r} for commits",
+        )
+        if version != self._data_version:
+            self._data_version = version
+            self._watch.advance(self._watch.committed + 1)
+
+    def statistics(self) -> SQLiteJournalStatistics:
+        """Counters since ``open``: appends, committed records and commits (batching)."""
+        return SQLiteJournalStatistics(
+            appends=self._ticket,
+            records=self._records,
+            commits=self._commits,
+            largest_batch=self._largest_batch,
+        )
+
+    # -- reading -------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        """The committed state of one run, or ``None`` if there is no such run."""
+        return await self._query(lambda conn: _get_run(conn, run_id))
+
+    async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
+        """Committed runs in start order, optionally only those with ``status``."""
+
+        def query(conn: sqlite3.Connection) -> list[RunInfo]:
+            if status is None:
+                rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY seq")
+            else:
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = ? ORDER BY seq",
+                    (RunStatus(status).value,),
+                )
+            return [_run_info(row) for row in rows]
+
+        return await self._query(query)
+
+    async def load_history(self, run_id: str) -> RunHistory | None:
+        """The committed history of one run (see :class:`~actorflow.RunHistory`)."""
+
+        def query(conn: sqlite3.Connection) -> RunHistory | None:
+            info = _get_run(conn, run_id)
+            if info is None:
+                return None
+            rows = conn.execute("SELECT body FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
+            records = [record_decoder.decode(body) for (body,) in rows]
+            lengths = conn.execute(
+                "SELECT key, length FROM streams WHERE run_id = ? AND length > 0", (run_id,)
+            )
+            return RunHistory(info=info, records=records, stream_lengths=dict(lengths.fetchall()))
+
+        return await self._query(query)
+
+    async def read_stream(
+        self, run_id: str, key: str, from_offset: int = 0, limit: int = 1000
+    ) -> StreamPage:
+        """Committed entries of stream ``key`` from ``from_offset``, at most ``limit``.
+
+        The entries and ``closed`` come from one committed snapshot.
+        """
+
+        def query(conn: sqlite3.Connection) -> StreamPage:
+            stream = conn.execute(
+                "SELECT id, length, closed FROM streams WHERE run_id = ? AND key = ?",
+                (run_id, key),
+            ).fetchone()
+            if stream is None:
+                return StreamPage([], _is_terminal(conn, run_id) and from_offset >= 0)
+            sid, length, closed = stream
+            rows = conn.execute(
+                'SELECT "offset", value, step_id, attempt FROM stream_entries '
+                'WHERE stream = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?',
+                (sid, from_offset, max(limit, 0)),
+            )
+            entries = [StreamEntry(o, decode_value(v), s, a) for o, v, s, a in rows]
+            closed = closed or _is_terminal(conn, run_id)
+            return StreamPage(entries, bool(closed) and from_offset + len(entries) >= length)
+
+        return await self._query(query)
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        """The committed streams of one run, by key."""
+
+        def query(conn: sqlite3.Connection) -> list[StreamInfo]:
+            rows = conn.execute(
+                "SELECT key, length, closed FROM streams WHERE run_id = ?", (run_id,)
+            )
+            return sorted(
+                (StreamInfo(key, length, bool(closed)) for key, length, closed in rows),
+                key=lambda s: s.key,
+            )
+
+        return await self._query(query)
+
+    async def _query(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        if not self._open:
+            raise self._refusal()
+        return await anyio.to_thread.run_sync(self._read, query)
+
+    def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        with self._readers_guard:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = self._connect_reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                result = query(conn)
+            finally:
+                conn.execute("ROLLBACK")
+        except (sqlite3.Error, msgspec.DecodeError) as exc:
+            conn.close()
+            raise JournalError(
+                f"cannot read {self.path!r} ({exc}); the file is damaged or from an "
+                "incompatible actorflow: check it, or restore it from a backup"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        with self._readers_guard:
+            self._readers.append(conn)
+        return result
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(
+                self._reader_uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only = 1")
+            return conn
+
+        return _translate(connect, f"cannot open {self.path!r} for reading")
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _translate(fn: Callable[[], _T], what: str) -> _T:
+    """Run ``fn``, turning an ``sqlite3.Error`` into a JournalError that says ``what`` failed."""
+    try:
+        return fn()
+    except sqlite3.Error as exc:
+        raise JournalError(f"{what} ({exc}); check the file and its permissions") from exc
+
+
+def _check_header(path: str, real: str) -> bool:
+    """Check the file at ``real`` without writing to it; False if it is missing or empty."""
+    try:
+        with open(real, "rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise JournalError(
+            f"cannot read {path!r} ({exc}); check the path and its permissions"
+        ) from exc
+    if not header:
+        return False
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise JournalError(
+            f"{path!r} is not an actorflow journal (not an SQLite database); "
+            "pass the path of a journal, or of a new file to create one"
+        )
+    app_id = int.from_bytes(header[68:72], "big", signed=True)
+    _check_identity(path, app_id, int.from_bytes(header[60:64], "big", signed=True))
+    return True
+
+
+def _check_pragmas(conn: sqlite3.Connection, path: str) -> None:
+    """Check the identity again through SQLite: the header in the file may lag the WAL."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    _check_identity(path, app_id, conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check_identity(path: str, app_id: int, version: int) -> None:
+    if app_id != APPLICATION_ID:
+        raise JournalError(
+            f"{path!r} is an SQLite database of another application "
+            f"(application_id {app_id:#x}), not an actorflow journal; pass another path"
+        )
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"{path!r} was written by a newer actorflow (journal schema version {version}; "
+            f"this one reads up to {SCHEMA_VERSION}); upgrade actorflow to open it"
+        )
+    if version < 1:
+        raise JournalError(
+            f"{path!r} is a damaged actorflow journal (no schema version); "
+            "restore it from a backup or start a new journal"
+        )
+
+
+def _check_status(status: str) -> None:
+    try:
+        RunStatus(status)
+    except ValueError:
+        raise ValidationError(
+            f"RunFinished status {status!r} is not a RunStatus; use one of "
+            + ", ".join(s.value for s in RunStatus)
+        ) from None
+
+
+def _notify(call_soon: CallSoon, fn: Callable[..., object], *args: Any) -> None:
+    # RuntimeError: the event loop has stopped, so nobody waits; close() catches up.
+    with contextlib.suppress(RuntimeError):
+        call_soon(fn, *args)
+
+
+@attrs.define(eq=False)
+class _BatchWriter:
+    """The writer thread's side: writes a batch in one transaction, one executemany per table.
+
+    Stream entries are keyed by a small integer stream id rather than by
+    ``(run_id, key)``: binding and comparing two texts per entry would halve
+    the rate of the hot path. The ids of recently written streams are cached.
+    """
+
+    conn: sqlite3.Connection
+    stream_ids: dict[tuple[str, str], int] = attrs.field(factory=dict)
+
+    def stream_id(self, run_id: str, key: str) -> int:
+        if len(self.stream_ids) >= _MAX_CACHED_STREAMS:
+            self.stream_ids.clear()
+        row = self.conn.execute(
+            "SELECT id FROM streams WHERE run_id = ? AND key = ?", (run_id, key)
+        ).fetchone()
+        if row is None:
+            cursor = self.conn.execute(
+                "INSERT INTO streams (run_id, key) VALUES (?, ?)", (run_id, key)
+            )
+            row = (cursor.lastrowid,)
+        self.stream_ids[run_id, key] = row[0]
+        return int(row[0])
+
+    def write(self, batch: _Batch) -> None:
+        conn, ids = self.conn, self.stream_ids
+        records: list[tuple[str, bytes]] = []
+        entries: list[tuple[int, int, bytes, str, int, int | None]] = []
+        lengths: dict[int, int] = {}
+        closes: list[tuple[int]] = []
+        encode = record_encoder.encode
+        conn.execute("BEGIN")
+        for _, record in batch:
+            kind = type(record)
+            if kind is StreamWrite:
+                w = cast(StreamWrite, record)
+                sid = ids.get((w.run_id, w.key)) or self.stream_id(w.run_id, w.key)
+                entries.append((sid, w.offset, w.value, w.step_id, w.attempt, w.position))
+                lengths[sid] = lengths.get(sid, 0) + 1
+                if w.position is None:
+                    continue
+            elif kind is RunStarted:
+                record = cast(RunStarted, record)
+                # A start resets the run's records (as MemoryJournal does): write the
+                # ones queued before it first, so the DELETE sees them.
+                if records:
+                    conn.executemany(_INSERT_RECORD, records)
+                    records.clear()
+                conn.execute(_START_RUN, (record.run_id, record.workflow, record.at, record.input))
+                conn.execute("DELETE FROM records WHERE run_id = ?", (record.run_id,))
+            elif kind is RunResumed:
+                conn.execute(_RESUME_RUN, (record.run_id,))
+            elif kind is RunFinished:
+                record = cast(RunFinished, record)
+                error = None if record.error is None else _error_encoder.encode(record.error)
+                conn.execute(
+                    _FINISH_RUN, (record.status, record.at, record.output, error, record.run_id)
+                )
+            elif kind is StreamClose:
+                record = cast(StreamClose, record)
+                run_id, key = record.run_id, record.key
+                closes.append((ids.get((run_id, key)) or self.stream_id(run_id, key),))
+            records.append((record.run_id, encode(record)))
+        if records:
+            conn.executemany(_INSERT_RECORD, records)
+        if entries:
+            conn.executemany(_INSERT_ENTRY, entries)
+        if lengths:
+            conn.executemany(_GROW_STREAM, [(n, sid) for sid, n in lengths.items()])
+        if closes:
+            conn.executemany("UPDATE streams SET closed = 1 WHERE id = ?", closes)
+        conn.execute("COMMIT")
+
+
+def _is_terminal(conn: sqlite3.Connection, run_id: str) -> bool:
+    row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return row is not None and RunStatus(row[0]).is_terminal
+
+
+def _get_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else _run_info(row)
+
+
+def _run_info(row: tuple[Any, ...]) -> RunInfo:
+    run_id, workflow, status, started_at, finished_at, input_, output, error = row
+    return RunInfo(
+        run_id=run_id,
+        workflow=workflow,
+        status=RunStatus(status),
+        started_at=started_at,
+        finished_at=finished_at,
+        input=input_,
+        output=output,
+        error=None if error is None else _error_decoder.decode(error),
+    )

@@ -1,0 +1,395 @@
+"""SQLiteJournal: durability, group commit, locking, file checks and readonly followers."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+import actorflow as af
+from actorflow._journal import Journal, StreamPage
+from actorflow._records import (
+    ErrorInfo,
+    Record,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    StepAttemptFailed,
+    StepCheckpoint,
+    StepCompleted,
+    StepGaveUp,
+    StepStarted,
+    StreamClose,
+    StreamWrite,
+)
+from actorflow._sqlite_journal import APPLICATION_ID, SQLiteJournal
+
+BOOM = ErrorInfo("ValueError", "boom", "Traceback ...")
+
+
+def every_kind(run_id: str = "r1") -> list[Record]:
+    """One record of each kind, in an order a runtime could append them."""
+    return [
+        RunStarted(run_id, workflow="wf", input=b"\xa2hi", at=1.0),
+        RunResumed(run_id, at=1.5),
+        StepStarted(run_id, position=0, step_id="fetch", name="fetch", attempt=1, at=2.0),
+        StreamWrite(run_id, key="tokens", offset=0, value=b"\x01", step_id="fetch", attempt=1),
+        StepCheckpoint(run_id, position=0, attempt=1, value=b"\x05"),
+        StepAttemptFailed(run_id, position=0, attempt=1, error=BOOM, at=2.5),
+        StepStarted(run_id, position=0, step_id="fetch", name="fetch", attempt=2, at=3.0),
+        StreamWrite(run_id, key="tokens", offset=1, value=b"\x02", step_id="fetch", attempt=2),
+        StepCompleted(run_id, position=0, attempt=2, output=b"\xa2ok", at=3.5),
+        StepStarted(run_id, position=1, step_id="parse", name="parse", attempt=1, at=4.0),
+        StepGaveUp(run_id, position=1, attempts=1, error=BOOM, at=4.5),
+        StreamWrite(
+            run_id, key="log", offset=0, value=b"\xa1x", step_id="main", attempt=1, position=2
+        ),
+        StreamClose(run_id, key="log", position=3),
+        StreamClose(run_id, key="empty", position=4),
+        RunFinished(run_id, status="FAILED", at=5.0, error=BOOM),
+    ]
+
+
+async def snapshot(journal: Journal, run_ids: list[str]) -> object:
+    """Everything the read side of a journal says about ``run_ids``."""
+    result: list[object] = [await journal.list_runs()]
+    for status in af.RunStatus:
+        result.append(await journal.list_runs(status))
+    for run_id in [*run_ids, "nope"]:
+        result.append(await journal.get_run(run_id))
+        result.append(await journal.load_history(run_id))
+        streams = await journal.list_streams(run_id)
+        result.append(streams)
+        for stream in [*streams, af.StreamInfo("missing", 0, False)]:
+            for offset, limit in [(0, 1000), (0, 1), (1, 1), (1, 0), (5, 10)]:
+                result.append(await journal.read_stream(run_id, stream.key, offset, limit))
+    return result
+
+
+async def fill(journal: Journal, records: list[Record]) -> None:
+    ticket = 0
+    for record in records:
+        ticket = journal.append(record)
+    await journal.wait_committed(ticket)
+
+
+async def test_round_trip_of_every_record_kind_agrees_with_memory(tmp_path: Path) -> None:
+    records = every_kind("r1") + every_kind("r2")[:6]
+    memory = af.MemoryJournal()
+    await memory.open()
+    await fill(memory, records)
+    journal = SQLiteJournal(tmp_path / "j.db")
+    assert isinstance(journal, Journal)
+    await journal.open()
+    await fill(journal, records)
+    assert journal.committed == len(records)
+    assert await snapshot(journal, ["r1", "r2"]) == await snapshot(memory, ["r1", "r2"])
+
+    history = await journal.load_history("r1")
+    assert history is not None
+    assert history.records == [
+        r for r in records[:15] if not (isinstance(r, StreamWrite) and r.position is None)
+    ]
+    assert history.stream_lengths == {"tokens": 2, "log": 1}
+    assert history.info.status is af.RunStatus.FAILED
+    assert history.info.error == BOOM
+    page = await journal.read_stream("r1", "tokens")
+    assert [(e.offset, e.value, e.step_id, e.attempt) for e in page.entries] == [
+        (0, 1, "fetch", 1),
+        (1, 2, "fetch", 2),
+    ]
+    assert page.closed  # the run ended
+    await journal.close()
+
+
+async def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    records = every_kind("r1") + every_kind("r2")[:8]
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, records)
+    before = await snapshot(journal, ["r1", "r2"])
+    await journal.close()
+
+    again = SQLiteJournal(str(path), synchronous="full")
+    await again.open()
+    assert again.committed == 0  # tickets count from each open
+    assert await snapshot(again, ["r1", "r2"]) == before
+    ticket = again.append(RunFinished("r2", status="COMPLETED", at=9.0, output=b"\xc0"))
+    assert ticket == 1
+    await again.wait_committed(ticket)
+    info = await again.get_run("r2")
+    assert info is not None
+    assert info.status is af.RunStatus.COMPLETED
+    assert [r.run_id for r in await again.list_runs()] == ["r1", "r2"]
+    await again.close()
+
+
+async def test_group_commit_batches_appends(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    ticket = journal.append(RunStarted("r", workflow="wf", input=b"\xc0", at=0.0))
+    for i in range(20_000):
+        ticket = journal.append(
+            StreamWrite("r", key="k", offset=i, value=b"\x01", step_id="s", attempt=1)
+        )
+    await journal.wait_committed(ticket)
+    stats = journal.statistics()
+    assert stats.appends == stats.records == 20_001
+    assert stats.commits <= 200  # thousands of records per transaction, not one each
+    assert stats.largest_batch >= 100
+    assert (await journal.list_streams("r")) == [af.StreamInfo("k", 20_000, False)]
+    await journal.close()
+
+
+async def test_close_commits_what_was_queued(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    journal.append(RunStarted("r", workflow="wf", input=b"\xc0", at=0.0))
+    for i in range(3000):
+        last = journal.append(
+            StreamWrite("r", key="k", offset=i, value=b"\x01", step_id="main", attempt=1)
+        )
+    await journal.close()
+    assert journal.committed == last
+    with pytest.raises(af.JournalError, match="not open"):
+        journal.append(RunResumed("r", at=1.0))
+
+    reader = SQLiteJournal(path, readonly=True)
+    await reader.open()
+    page = await reader.read_stream("r", "k", 0, 5000)
+    assert [e.offset for e in page.entries] == list(range(3000))
+    await reader.close()
+
+
+async def test_second_writer_in_the_same_process_is_locked_out(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first = SQLiteJournal(path)
+    await first.open()
+    os.symlink(path, tmp_path / "alias.db")
+    for other in (path, tmp_path / "alias.db", tmp_path / "." / "j.db"):
+        with pytest.raises(af.JournalLocked, match=r"another runtime.*readonly=True"):
+            await SQLiteJournal(other).open()
+    reader = SQLiteJournal(path, readonly=True)  # readers are welcome meanwhile
+    await reader.open()
+    await reader.close()
+    await first.close()
+    second = SQLiteJournal(path)
+    await second.open()
+    await second.close()
+
+
+def _script(body: str) -> list[str]:
+    prelude = "import sys, anyio\nfrom actorflow._sqlite_journal import SQLiteJournal\n"
+    return [sys.executable, "-c", prelude + textwrap.dedent(body)]
+
+
+@pytest.mark.slow
+async def test_second_writer_in_another_process_is_locked_out(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    probe = _script(
+        """
+        import actorflow as af
+        async def main():
+            try:
+                await SQLiteJournal(sys.argv[1]).open()
+            except af.JournalLocked as exc:
+                print("locked:", exc)
+            else:
+                print("opened")
+        anyio.run(main)
+        """
+    )
+    result = await anyio.run_process([*probe, str(path)])
+    assert result.stdout.decode().startswith("locked:")
+    await journal.close()
+    result = await anyio.run_process([*probe, str(path)])
+    assert result.stdout.decode().strip() == "opened"
+
+
+@pytest.mark.slow
+async def test_readonly_follows_a_writer_in_another_process(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    setup = SQLiteJournal(path)
+    await setup.open()
+    await fill(setup, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    await setup.close()
+
+    reader = SQLiteJournal(path, readonly=True)
+    await reader.open()
+    writer = _script(
+        """
+        import time
+        from actorflow._records import RunFinished, StreamWrite
+        async def main():
+            journal = SQLiteJournal(sys.argv[1])
+            await journal.open()
+            for i in range(200):
+                t = journal.append(
+                    StreamWrite("r", key="k", offset=i, value=bytes([i % 100]),
+                                step_id="main", attempt=1)
+                )
+                if i % 20 == 0:
+                    await journal.wait_committed(t)
+                    await anyio.sleep(0.01)
+            journal.append(RunFinished("r", status="COMPLETED", at=1.0, output=b"\\xc0"))
+            await journal.close()
+        anyio.run(main)
+        """
+    )
+    seen: list[object] = []
+    pages = 0
+    async with await anyio.open_process([*writer, str(path)]) as process:
+        with anyio.fail_after(30):
+            while True:
+                seen_before = reader.committed
+                page: StreamPage = await reader.read_stream("r", "k", len(seen))
+                seen.extend(e.value for e in page.entries)
+                pages += 1
+                if page.closed:
+                    break
+                await reader.wait_for_commit(seen_before)
+        assert await process.wait() == 0
+    assert seen == [i % 100 for i in range(200)]
+    assert pages > 2  # it followed the writer, rather than reading it all at the end
+    info = await reader.get_run("r")
+    assert info is not None
+    assert info.status is af.RunStatus.COMPLETED
+    with pytest.raises(af.JournalError, match="readonly"):
+        reader.append(RunResumed("r", at=2.0))
+    await reader.close()
+
+
+async def test_readonly_follows_a_writer_in_this_process(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    writer = SQLiteJournal(path)
+    await writer.open()
+    await fill(writer, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    reader = SQLiteJournal(path, readonly=True)
+    await reader.open()
+    before = reader.committed
+    await fill(writer, [RunResumed("r", at=1.0)])
+    with anyio.fail_after(5):
+        assert await reader.wait_for_commit(before) > before
+    info = await reader.get_run("r")
+    assert info is not None
+    assert info.status is af.RunStatus.RUNNING
+    await reader.close()
+    await writer.close()
+
+
+async def test_missing_and_empty_files_become_journals(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").write_bytes(b"")
+    for name in ("missing.db", "empty.db"):
+        journal = SQLiteJournal(tmp_path / name)
+        await journal.open()
+        await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+        await journal.close()
+        with sqlite3.connect(tmp_path / name) as conn:
+            assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+
+
+async def test_readonly_needs_an_existing_journal(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").write_bytes(b"")
+    for name in ("missing.db", "empty.db"):
+        with pytest.raises(af.JournalError, match="no journal at"):
+            await SQLiteJournal(tmp_path / name, readonly=True).open()
+    assert not (tmp_path / "missing.db").exists()
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def _foreign_db(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('mine')")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(os.urandom(4096)), "not an SQLite database"),
+        (lambda p: p.write_bytes(b"SQLite format 3\x00"), "not an SQLite database"),
+        (_foreign_db, "another application"),
+    ],
+    ids=["random-bytes", "truncated-header", "foreign-sqlite"],
+)
+async def test_a_file_that_is_not_a_journal_is_refused_untouched(
+    tmp_path: Path, make: object, reason: str, readonly: bool
+) -> None:
+    path = tmp_path / "other.db"
+    make(path)  # type: ignore[operator]
+    before = path.read_bytes()
+    with pytest.raises(af.JournalError, match=reason):
+        await SQLiteJournal(path, readonly=readonly).open()
+    assert path.read_bytes() == before
+    assert _names(tmp_path) == ["other.db"]  # no side files (lock, WAL) either
+
+
+async def test_a_journal_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    await journal.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(af.JournalError, match=r"newer actorflow.*version 2"):
+            await SQLiteJournal(path, readonly=readonly).open()
+    assert path.read_bytes() == before
+
+
+async def test_writer_failure_reaches_waiters_and_later_appends(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    write = StreamWrite("r", key="k", offset=0, value=b"\x01", step_id="main", attempt=1)
+    journal.append(write)
+    ticket = journal.append(write)  # a duplicate offset: the batch cannot be written
+    with pytest.raises(af.JournalError, match="writer failed"):
+        await journal.wait_committed(ticket)
+    with pytest.raises(af.JournalError, match="failed"):
+        journal.append(write)
+    with pytest.raises(af.JournalError, match="writer failed"):
+        await journal.close()
+    again = SQLiteJournal(tmp_path / "j.db")  # the lock was released; nothing half-written
+    await again.open()
+    assert len((await again.read_stream("r", "k")).entries) <= 1  # never the duplicate
+    await again.close()
+
+
+async def test_options_and_repr(tmp_path: Path) -> None:
+    with pytest.raises(af.ValidationError, match="synchronous"):
+        SQLiteJournal(tmp_path / "j.db", synchronous="off")  # type: ignore[arg-type]
+    journal = SQLiteJournal(tmp_path / "j.db", synchronous="full")
+    assert repr(journal) == (
+        f"SQLiteJournal(path={str(tmp_path / 'j.db')!r}, synchronous='full', readonly=False)"
+    )
+    with pytest.raises(af.JournalError, match="not open"):
+        await journal.get_run("r")
+    await journal.open()
+    with pytest.raises(af.JournalError, match="already open"):
+        await journal.open()
+    with pytest.raises(af.ValidationError, match="RunStatus"):
+        journal.append(RunFinished("r", status="DONE", at=1.0))
+    await journal.close()
+    await journal.close()  # idempotent
