@@ -30,7 +30,10 @@ from ._history import BodyOp, ReplayState, StepRecord
 from ._journal import RunStatus
 from ._records import (
     ErrorInfo,
+    EventSet,
+    MessageReceived,
     Record,
+    RecvTimedOut,
     RunFinished,
     RunResumed,
     StepAttemptFailed,
@@ -40,6 +43,7 @@ from ._records import (
     StepStarted,
     StreamClose,
     StreamWrite,
+    WaitStarted,
 )
 from ._registry import Step, Workflow
 
@@ -74,17 +78,24 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type=name, message=str(exc), traceback=tb)
 
 
-def validate_key(key: object) -> str:
-    """Return ``key`` if it is a valid durable stream key.
+def validate_key(key: object, what: str = "stream key") -> str:
+    """Return ``key`` if it is a valid stream key, topic or event key.
 
     Raises:
         ValidationError: it does not match ``[A-Za-z0-9_.:-]{1,128}``.
     """
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise ValidationError(
-            f"invalid stream key {key!r}: use 1 to 128 letters, digits, '_', '.', ':' or '-'"
+            f"invalid {what} {key!r}: use 1 to 128 letters, digits, '_', '.', ':' or '-'"
         )
     return key
+
+
+def _recv_timeout(topic: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(
+        f"no message on topic {topic!r} within {timeout} s; send one with "
+        "Runtime.send(run_id, value, topic=...) or raise the timeout"
+    )
 
 
 @attrs.define(eq=False)
@@ -109,11 +120,15 @@ class RunActor:
     _cancel_requested: bool = attrs.field(default=False, init=False)
     _nondeterminism: NonDeterminism | None = attrs.field(default=None, init=False)
     _publishers: dict[str, Any] = attrs.field(factory=dict, init=False)
+    _inbox: dict[str, list[bytes]] = attrs.field(factory=dict, init=False)
+    _consumed: dict[str, int] = attrs.field(factory=dict, init=False)
+    _arrival: anyio.Event | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._send, self._recv = anyio.create_memory_object_stream[RunMessage](MAILBOX_SIZE)
         self._lengths = dict(self.replay.stream_lengths)
         self._closed = set(self.replay.closed_streams)
+        self._inbox = {topic: list(values) for topic, values in self.replay.inbox.items()}
 
     # -- the journal ------------------------------------------------------------
 
@@ -275,6 +290,81 @@ class RunActor:
             return
         self._closed.add(key)
         self.append(StreamClose(self.run_id, key=key, position=position))
+
+    # -- signals, events, durable sleep ------------------------------------------------
+
+    def deliver(self, topic: str, value: bytes) -> None:
+        """A message for ``topic`` was appended to the journal: put it in the inbox.
+
+        Called in the same synchronous block as the journal append, so the
+        inbox holds messages in journal order.
+        """
+        self._inbox.setdefault(topic, []).append(value)
+        event, self._arrival = self._arrival, None
+        if event is not None:
+            event.set()
+
+    async def recv(self, topic: str, timeout: float | None) -> Any:
+        """The next message of ``topic``, each exactly once across crashes."""
+        validate_key(topic, "topic")
+        if timeout is not None and not timeout >= 0:
+            raise ValidationError(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        position, recorded = self._claim(
+            f"recv {topic!r}", lambda p: self.replay.body_ops.get(p) == BodyOp("recv", topic)
+        )
+        if recorded and position in self.replay.timed_out:
+            raise _recv_timeout(topic, timeout)
+        if recorded and position in self.replay.received:
+            _, index = self.replay.received[position]
+            self._consumed[topic] = index + 1
+            return decode_value(self._inbox[topic][index])
+        index = self._consumed.get(topic, 0)
+        if index >= len(self._inbox.get(topic, ())):
+            until = float("inf")
+            if timeout is not None:
+                until = self.replay.waits.get(position, time.time() + timeout)
+                if position not in self.replay.waits:
+                    self.append(WaitStarted(self.run_id, position, until, "recv", topic))
+            with anyio.move_on_after(until - time.time()):
+                while index >= len(self._inbox.get(topic, ())):
+                    if self._arrival is None:
+                        self._arrival = anyio.Event()
+                    await self._arrival.wait()
+            if index >= len(self._inbox.get(topic, ())):
+                await self.commit(self.append(RecvTimedOut(self.run_id, position, topic)))
+                raise _recv_timeout(topic, timeout)
+        self._consumed[topic] = index + 1
+        await self.commit(self.append(MessageReceived(self.run_id, position, topic, index)))
+        return decode_value(self._inbox[topic][index])
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep durably: the wake-up time is journaled before the wait begins."""
+        if not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValidationError(f"sleep() takes a number of seconds >= 0, not {seconds!r}")
+        position, recorded = self._claim(
+            "sleep", lambda p: self.replay.body_ops.get(p) == BodyOp("sleep", "")
+        )
+        until = self.replay.waits.get(position) if recorded else None
+        if until is None:
+            until = time.time() + seconds
+            await self.commit(self.append(WaitStarted(self.run_id, position, until, "sleep")))
+            await anyio.sleep(seconds)
+        else:
+            await anyio.sleep(max(0.0, until - time.time()))
+
+    async def set_event(self, key: str, value: object, from_body: bool) -> None:
+        """Set event ``key`` to ``value``, committed before it returns."""
+        validate_key(key, "event key")
+        data = encode_value(value, f"the value of event {key!r}")
+        position = None
+        if from_body:
+            position, recorded = self._claim(
+                f"set_event {key!r}",
+                lambda p: self.replay.body_ops.get(p) == BodyOp("set_event", key),
+            )
+            if recorded:
+                return
+        await self.commit(self.append(EventSet(self.run_id, key, data, position)))
 
     def cancel(self) -> None:
         """Cancel the body (from inside the event loop, without the mailbox)."""

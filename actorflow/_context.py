@@ -76,6 +76,32 @@ class WorkflowContext:
         """Return once everything this run queued in the journal is committed."""
         await self._run.commit()
 
+    async def recv(self, topic: str = "default", *, timeout: float | None = None) -> Any:
+        """Return the next message sent to this run on ``topic``.
+
+        Each message is received exactly once, across crashes: a message sent
+        before the run asks is kept. The wait is durable: after a restart only
+        what is left of ``timeout`` remains.
+
+        Raises:
+            TimeoutError: no message came within ``timeout`` seconds.
+            ValidationError: bad topic or timeout.
+        """
+        return await self._run.recv(topic, timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep durably: the wake-up time is journaled, so a restart does not restart it."""
+        await self._run.sleep(seconds)
+
+    async def set_event(self, key: str, value: object) -> None:
+        """Publish ``value`` as event ``key`` of this run (see ``RunHandle.get_event``).
+
+        Raises:
+            ValidationError: bad key.
+            EncodeError: ``value`` is not msgspec-encodable (nothing is written).
+        """
+        await self._run.set_event(key, value, from_body=True)
+
 
 class StepContext:
     """What an ``async def`` step can do.
@@ -133,6 +159,10 @@ class StepContext:
     async def flush(self) -> None:
         """Return once everything this run queued in the journal is committed."""
         await self._actor.parent.commit()
+
+    async def set_event(self, key: str, value: object) -> None:
+        """Publish ``value`` as event ``key`` of this run (see ``RunHandle.get_event``)."""
+        await self._actor.parent.set_event(key, value, from_body=False)
 
     async def save_checkpoint(self, value: object) -> None:
         """Save ``value`` durably; the next attempt of this step finds it in ``ctx.checkpoint``.
@@ -200,6 +230,10 @@ class ThreadStepContext:
     def flush(self) -> None:
         """Block until everything this run queued is committed."""
         anyio.from_thread.run(self._inner.flush)
+
+    def set_event(self, key: str, value: object) -> None:
+        """Publish an event of this run; blocks until committed."""
+        anyio.from_thread.run(self._inner.set_event, key, value)
 
     def save_checkpoint(self, value: object) -> None:
         """Save a checkpoint durably; blocks until committed."""

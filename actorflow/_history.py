@@ -7,7 +7,11 @@ import attrs
 from ._journal import RunHistory
 from ._records import (
     ErrorInfo,
+    EventSet,
+    MessageReceived,
+    MessageSent,
     Record,
+    RecvTimedOut,
     StepAttemptFailed,
     StepCheckpoint,
     StepCompleted,
@@ -15,6 +19,7 @@ from ._records import (
     StepStarted,
     StreamClose,
     StreamWrite,
+    WaitStarted,
 )
 
 __all__ = ("BodyOp", "ReplayState", "StepAttempt", "StepRecord", "fold")
@@ -72,6 +77,11 @@ class ReplayState:
     body_ops: dict[int, BodyOp] = attrs.field(factory=dict)
     stream_lengths: dict[str, int] = attrs.field(factory=dict)
     closed_streams: set[str] = attrs.field(factory=set)
+    inbox: dict[str, list[bytes]] = attrs.field(factory=dict)
+    received: dict[int, tuple[str, int]] = attrs.field(factory=dict)
+    timed_out: set[int] = attrs.field(factory=set)
+    waits: dict[int, float] = attrs.field(factory=dict)
+    events: dict[str, bytes] = attrs.field(factory=dict)
 
     def describe(self, position: int) -> str | None:
         """What the journal recorded at ``position`` ("step 'fetch'"), or None."""
@@ -122,3 +132,18 @@ def _apply(state: ReplayState, record: Record) -> None:
         state.closed_streams.add(record.key)
         if record.position is not None:
             state.body_ops[record.position] = BodyOp("close_stream", record.key)
+    elif isinstance(record, MessageSent):
+        state.inbox.setdefault(record.topic, []).append(record.value)
+    elif isinstance(record, MessageReceived):
+        state.received[record.position] = (record.topic, record.index)
+        state.body_ops[record.position] = BodyOp("recv", record.topic)
+    elif isinstance(record, RecvTimedOut):
+        state.timed_out.add(record.position)
+        state.body_ops[record.position] = BodyOp("recv", record.topic)
+    elif isinstance(record, WaitStarted):
+        state.waits[record.position] = record.until
+        state.body_ops.setdefault(record.position, BodyOp(record.op, record.name))
+    elif isinstance(record, EventSet):
+        state.events[record.key] = record.value
+        if record.position is not None:
+            state.body_ops[record.position] = BodyOp("set_event", record.key)

@@ -17,7 +17,11 @@ import msgspec
 
 __all__ = (
     "ErrorInfo",
+    "EventSet",
+    "MessageReceived",
+    "MessageSent",
     "Record",
+    "RecvTimedOut",
     "RunFinished",
     "RunResumed",
     "RunStarted",
@@ -28,6 +32,7 @@ __all__ = (
     "StepStarted",
     "StreamClose",
     "StreamWrite",
+    "WaitStarted",
     "record_decoder",
     "record_encoder",
 )
@@ -131,6 +136,50 @@ class StreamClose(_Record, frozen=True, tag="stream_close"):
     position: int | None = None
 
 
+class MessageSent(_Record, frozen=True, tag="message_sent"):
+    """``Runtime.send``: a message appended to the run's durable inbox for ``topic``."""
+
+    topic: str
+    value: bytes
+    at: float
+
+
+class MessageReceived(_Record, frozen=True, tag="message_received"):
+    """The body's ``recv`` at ``position`` took message number ``index`` of ``topic``."""
+
+    position: int
+    topic: str
+    index: int
+
+
+class WaitStarted(_Record, frozen=True, tag="wait_started"):
+    """A durable wait began at ``position`` (``sleep``, or ``recv`` with a timeout).
+
+    ``until`` is a wall-clock time (UNIX seconds): after a restart the wait
+    lasts only for what is left of it.
+    """
+
+    position: int
+    until: float
+    op: str
+    name: str = ""
+
+
+class RecvTimedOut(_Record, frozen=True, tag="recv_timed_out"):
+    """The body's ``recv`` at ``position`` timed out; replay raises TimeoutError again."""
+
+    position: int
+    topic: str
+
+
+class EventSet(_Record, frozen=True, tag="event_set"):
+    """``set_event``: ``key`` of the run now has ``value``. ``position`` is set for the body."""
+
+    key: str
+    value: bytes
+    position: int | None = None
+
+
 Record = (
     RunStarted
     | RunResumed
@@ -142,6 +191,11 @@ Record = (
     | StepGaveUp
     | StreamWrite
     | StreamClose
+    | MessageSent
+    | MessageReceived
+    | WaitStarted
+    | RecvTimedOut
+    | EventSet
 )
 
 record_encoder = msgspec.msgpack.Encoder()

@@ -22,13 +22,15 @@ from ._exceptions import (
     ActorflowError,
     RunCancelled,
     RunFailed,
+    RunFinished,
     RunNotFound,
     ValidationError,
 )
 from ._history import fold
 from ._journal import Journal, RunInfo, RunStatus, StreamEntry
 from ._memory_journal import MemoryJournal
-from ._records import RunFinished, RunStarted, StreamClose
+from ._records import EventSet, MessageSent, RunStarted, StreamClose
+from ._records import RunFinished as RunFinishedRecord
 from ._registry import Workflow, lookup_workflow, registered_workflows
 
 __all__ = ("RunHandle", "Runtime")
@@ -267,6 +269,65 @@ class Runtime:
             if not page.entries:
                 await self.journal.wait_for_commit(seen)
 
+    # -- signals and events -------------------------------------------------------------
+
+    async def send(self, run_id: str, value: object, *, topic: str = "default") -> None:
+        """Append ``value`` to the durable inbox of run ``run_id`` for ``topic``.
+
+        Returns once the message is committed; the run's ``ctx.recv(topic)``
+        receives it exactly once, even if it asks later or crashes meanwhile.
+
+        Raises:
+            RunNotFound: no such run.
+            RunFinished: the run has ended, so nothing would ever receive it.
+            EncodeError: ``value`` is not msgspec-encodable (nothing is written).
+            ValidationError: bad topic.
+        """
+        validate_key(topic, "topic")
+        data = encode_value(value, f"the message sent to run {run_id!r}")
+        actor = self._actors.get(run_id)
+        if actor is None:
+            info = await self.journal.get_run(run_id)
+            if info is None:
+                raise RunNotFound(run_id)
+            if info.status.is_terminal:
+                raise RunFinished(
+                    f"run {run_id!r} is {info.status.value}, so no one would receive a message "
+                    "sent to it; start a new run instead"
+                )
+            actor = self._actors.get(run_id)
+        ticket = self.journal.append(MessageSent(run_id, topic, data, time.time()))
+        if actor is not None:
+            actor.deliver(topic, data)
+        await self.journal.wait_committed(ticket)
+
+    async def get_event(self, run_id: str, key: str, *, timeout: float | None = None) -> Any:
+        """Wait until run ``run_id`` sets event ``key`` and return its latest value.
+
+        Works for runs of another process too: it follows the journal's commits.
+
+        Raises:
+            RunNotFound: no such run.
+            RunFinished: the run ended without setting ``key``.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        validate_key(key, "event key")
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            while True:
+                seen = self.journal.committed
+                history = await self.journal.load_history(run_id)
+                if history is None:
+                    raise RunNotFound(run_id)
+                for record in reversed(history.records):
+                    if isinstance(record, EventSet) and record.key == key:
+                        return decode_value(record.value)
+                if history.info.status.is_terminal:
+                    raise RunFinished(
+                        f"run {run_id!r} ended ({history.info.status.value}) without setting "
+                        f"event {key!r}"
+                    )
+                await self.journal.wait_for_commit(seen)
+
     # -- used by handles -----------------------------------------------------------------
 
     async def _wait_finished(self, run_id: str) -> RunInfo:
@@ -303,7 +364,7 @@ class Runtime:
             if not stream.closed:
                 self.journal.append(StreamClose(run_id, key=stream.key))
         await self.journal.wait_committed(
-            self.journal.append(RunFinished(run_id, status="CANCELLED", at=time.time()))
+            self.journal.append(RunFinishedRecord(run_id, status="CANCELLED", at=time.time()))
         )
         self.broker.end_run(run_id)
 
@@ -336,7 +397,7 @@ class RunHandle(Generic[O]):
         """
         return (await self._runtime.get_run(self.run_id)).status
 
-    async def result(self, timeout: float | None = None) -> O:  # noqa: ASYNC109 - the spec's API
+    async def result(self, timeout: float | None = None) -> O:
         """Wait for the run to end and return its output.
 
         Args:
@@ -372,6 +433,14 @@ class RunHandle(Generic[O]):
             RunNotFound: no such run.
         """
         await self._runtime._cancel(self.run_id)
+
+    async def send(self, value: object, *, topic: str = "default") -> None:
+        """Send ``value`` to this run's durable inbox (see :meth:`Runtime.send`)."""
+        await self._runtime.send(self.run_id, value, topic=topic)
+
+    async def get_event(self, key: str, *, timeout: float | None = None) -> Any:
+        """Wait for event ``key`` of this run (see :meth:`Runtime.get_event`)."""
+        return await self._runtime.get_event(self.run_id, key, timeout=timeout)
 
     def subscribe(
         self,
