@@ -12,6 +12,7 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 EXPECTED = {
     "quickstart.py": "YOU ASKED: 'TELL ME A JOKE'. HERE IS A STREAMED ANSWER.",
     "live_tokens.py": "console subscriber: 18 tokens, in order",
+    "approval.py": "result:  published: Announcing actorflow 0.1",
 }
 
 
