@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -227,6 +227,14 @@ class RunActor:
 
     async def call_step(self, step: Step[Any, Any], input: Any) -> Any:
         """Run ``step`` as a child actor of this run, or return what the journal recorded."""
+        return await self.prepare_step(step, input)()
+
+    def prepare_step(self, step: Step[Any, Any], input: Any) -> Callable[[], Awaitable[Any]]:
+        """Claim the next position for ``step`` now; return what runs (or replays) it.
+
+        Claiming is synchronous so that concurrent steps (``ctx.gather``) get
+        their positions in call order, whatever order their tasks start in.
+        """
         if not isinstance(step, Step):
             raise ValidationError(f"ctx.step() takes an @af.step function, not {step!r}")
         encode_value(input, f"the input of step {step.name!r}")
@@ -238,12 +246,22 @@ class RunActor:
         step_id = step.name if count == 1 else f"{step.name}-{count}"
         record = self.replay.steps.get(position)
         if record is not None and record.output is not None:
-            return decode_value(record.output, step.output_type)
+            output = decode_value(record.output, step.output_type)
+
+            async def replayed() -> Any:
+                return output
+
+            return replayed
         if record is not None and record.gave_up is not None:
-            raise StepFailed(
+            failed = StepFailed(
                 step_id, record.last_attempt, record.gave_up.type, record.gave_up.message
             )
-        return await StepActor(self, step, input, position, step_id, record).run()
+
+            async def replay_failure() -> Any:
+                raise failed
+
+            return replay_failure
+        return StepActor(self, step, input, position, step_id, record).run
 
     async def put_stream(self, step_id: str, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.<step_id>``."""

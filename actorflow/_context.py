@@ -50,6 +50,38 @@ class WorkflowContext:
         result: O = await self._run.call_step(step, input)
         return result
 
+    async def gather(
+        self, *calls: tuple[Step[Any, Any], Any], return_exceptions: bool = False
+    ) -> list[Any]:
+        """Run several steps concurrently; return their outputs in call order.
+
+        ``await ctx.gather((fetch, url1), (fetch, url2))``. Positions are taken
+        in argument order, so replay is deterministic however the steps
+        interleave. Every step runs to its end; then the first failure (in
+        argument order) is raised, unless ``return_exceptions`` puts the
+        exceptions in the list instead.
+
+        Raises:
+            StepFailed: a step exhausted its retries.
+        """
+        runners = [self._run.prepare_step(step, input) for step, input in calls]
+        results: list[Any] = [None] * len(runners)
+        failures: dict[int, Exception] = {}
+
+        async def run(i: int) -> None:
+            try:
+                results[i] = await runners[i]()
+            except Exception as exc:
+                failures[i] = exc
+                results[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(runners)):
+                tg.start_soon(run, i)
+        if failures and not return_exceptions:
+            raise failures[min(failures)]
+        return results
+
     async def put_stream(self, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.main`` (nothing is stored)."""
         await self._run.put_stream("main", data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import msgspec
 import pytest
 
@@ -154,3 +155,32 @@ async def test_results_decode_to_the_annotated_type() -> None:
 
     async with af.Runtime() as rt:
         assert await rt.run(pairs, 4) == Pair(4, 4)
+
+
+@af.step
+async def slow_square(ctx: af.StepContext, n: int) -> int:
+    await anyio.sleep(0.001 * (5 - n))  # finish in reverse order
+    if n < 0:
+        raise ValueError("negative")
+    return n * n
+
+
+@af.workflow
+async def fan_out(ctx: af.WorkflowContext, ns: list[int]) -> list[object]:
+    outputs = await ctx.gather(*[(slow_square, n) for n in ns], return_exceptions=True)
+    return [o if isinstance(o, int) else type(o).__name__ for o in outputs]
+
+
+async def test_gather_runs_steps_concurrently_in_call_order() -> None:
+    async with af.Runtime() as rt:
+        assert await rt.run(fan_out, [1, 2, -1, 4]) == [1, 4, "StepFailed", 16]
+        handle = await rt.start(fan_out, [3, 3])
+        await handle.result()
+        history = await rt.journal.load_history(handle.run_id)
+        assert history is not None
+        ids = sorted(
+            (r.position, r.step_id)
+            for r in history.records
+            if isinstance(r, af._records.StepStarted)
+        )
+        assert ids == [(0, "slow_square"), (1, "slow_square-2")]  # call order, any start order
