@@ -25,6 +25,8 @@ from ._exceptions import (
     ValidationError,
     WorkflowNotFound,
 )
+from ._graph import END, Command, CompiledGraph, Graph, Key, ListKey, View
+from ._graph_run import ExecutionResult, GraphStream, NodeContext, last
 from ._journal import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 from ._memory_journal import MemoryJournal
 from ._registry import Backoff, Step, Workflow, step, workflow
@@ -34,15 +36,24 @@ from ._sqlite_journal import SQLiteJournal
 __version__ = "0.1.0.dev0"
 
 __all__ = (
+    "END",
     "ActorflowError",
     "Backoff",
+    "Command",
+    "CompiledGraph",
     "EncodeError",
+    "ExecutionResult",
+    "Graph",
     "GraphError",
+    "GraphStream",
     "Journal",
     "JournalError",
     "JournalLocked",
+    "Key",
+    "ListKey",
     "MemoryJournal",
     "Message",
+    "NodeContext",
     "NonDeterminism",
     "Overflow",
     "RunCancelled",
@@ -65,9 +76,11 @@ __all__ = (
     "SubscriptionStatistics",
     "ThreadStepContext",
     "ValidationError",
+    "View",
     "Workflow",
     "WorkflowContext",
     "WorkflowNotFound",
+    "last",
     "step",
     "workflow",
 )
