@@ -10,6 +10,7 @@ import pytest
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 EXPECTED = {
+    "agent_loop.py": "agent answered: The forecast says: sunny, 21 degrees. (approved=yes)",
     "quickstart.py": "YOU ASKED: 'TELL ME A JOKE'. HERE IS A STREAMED ANSWER.",
     "live_tokens.py": "console subscriber: 18 tokens, in order",
     "approval.py": "result:  published: Announcing actorflow 0.1",
