@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -32,6 +32,7 @@ from ._memory_journal import MemoryJournal
 from ._records import EventSet, MessageSent, RunStarted, StreamClose
 from ._records import RunFinished as RunFinishedRecord
 from ._registry import Workflow, lookup_workflow, registered_workflows
+from ._stream_reader import StreamReaders
 
 __all__ = ("RunHandle", "Runtime")
 
@@ -72,6 +73,7 @@ class Runtime:
     _tg: anyio.abc.TaskGroup | None
     _tg_cm: Any
     _actors: dict[str, RunActor]
+    _stream_readers: StreamReaders
 
     def __init__(self, journal: Journal | str | os.PathLike[str] | None = None) -> None:
         self.journal = _open_journal(journal)
@@ -79,6 +81,7 @@ class Runtime:
         self._tg = None
         self._tg_cm = None
         self._actors = {}
+        self._stream_readers = StreamReaders(self.journal)
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
@@ -117,6 +120,10 @@ class Runtime:
                 await self.journal.close()
 
     async def _recover(self) -> None:
+        if getattr(self.journal, "readonly", False):
+            # A reader of a journal another runtime writes (SQLiteJournal(path,
+            # readonly=True)): that runtime owns the runs; this one only reads.
+            return
         workflows = registered_workflows()
         for status in (RunStatus.PENDING, RunStatus.RUNNING):
             for info in await self.journal.list_runs(status):
@@ -245,29 +252,21 @@ class Runtime:
             RunNotFound: no such run.
             ValidationError: bad key or offset.
         """
-        async for entry in self.read_stream_entries(run_id, key, from_offset=from_offset):
-            yield entry.value
+        validate_key(key)
+        # aclosing: a reader that stops early closes the inner generator too (trio
+        # warns about async generators left to the garbage collector).
+        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
+            async for entry in entries:
+                yield entry.value
 
     async def read_stream_entries(
         self, run_id: str, key: str, *, from_offset: int = 0
     ) -> AsyncIterator[StreamEntry]:
         """Like :meth:`read_stream`, yielding :class:`~actorflow.StreamEntry` values."""
         validate_key(key)
-        if not isinstance(from_offset, int) or from_offset < 0:
-            raise ValidationError(f"from_offset must be an int >= 0, not {from_offset!r}")
-        if await self.journal.get_run(run_id) is None:
-            raise RunNotFound(run_id)
-        offset = from_offset
-        while True:
-            seen = self.journal.committed
-            page = await self.journal.read_stream(run_id, key, offset)
-            for entry in page.entries:
+        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
+            async for entry in entries:
                 yield entry
-            offset += len(page.entries)
-            if page.closed:
-                return
-            if not page.entries:
-                await self.journal.wait_for_commit(seen)
 
     # -- signals and events -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ EXPECTED = {
     "agent_loop.py": "agent answered: The forecast says: sunny, 21 degrees. (approved=yes)",
     "quickstart.py": "YOU ASKED: 'TELL ME A JOKE'. HERE IS A STREAMED ANSWER.",
     "live_tokens.py": "console subscriber: 18 tokens, in order",
+    "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
 }
 
