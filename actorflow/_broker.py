@@ -22,6 +22,14 @@ only when the buffer is empty. The buffer is the bound: there is no second,
 private batch that could hold more than ``buffer`` messages, and
 ``drop_oldest`` really evicts the oldest message the subscriber has not seen.
 
+Waking a waiting subscriber costs a task switch, so with many subscribers
+and a busy publisher, per-message wake-ups would cost more than the
+deliveries. :meth:`Broker.run` (a task the runtime starts) batches them: the
+first message after a pause wakes its subscribers at once; while publishers
+keep publishing, wake-ups wait a bounded linger (or until half a buffer is
+filled), then subscribers drain what accumulated in one go. Without it, every
+message wakes a waiting subscriber, and a consumer yields once before parking.
+
 The matching subscriptions of a publisher are cached together with the
 :class:`~actorflow._subjects.SubjectIndex` version, so publishing with no
 subscriber costs a version check and the yield, and allocates nothing.
@@ -45,6 +53,7 @@ losses per step too: it starts at 1 and grows by one per publish of a step.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Literal, Self, get_args
 
@@ -96,13 +105,19 @@ _Entry = list[Any]
 
 # While publishers are busy, a waiting subscriber is woken once this many
 # messages are buffered (or half its buffer, if smaller), not on every message.
-_BATCH = 64
+_BATCH = 128
 # How many event-loop cycles without a publish count as publishers pausing.
 _QUIET_CYCLES = 3
 # After this many busy cycles in a row, publishing counts as sustained, and the
 # batching task checks for a pause every _LINGER seconds rather than every cycle.
 _HOT_CYCLES = 64
+# How long a deferred wake-up may wait while publishers are busy, in seconds:
+# _LINGER, plus a little per subscriber waiting, because waking many costs
+# more (so fan-out still drains in big batches), at most _MAX_LINGER. This is
+# also how often the batching task looks when publishing is sustained.
 _LINGER = 200e-6
+_LINGER_PER_SUBSCRIBER = 20e-6
+_MAX_LINGER = 2e-3
 
 
 @attrs.frozen
@@ -378,7 +393,7 @@ class Subscription:
     def _wake(self) -> None:
         """Wake the waiting consumer, or leave it to the broker's next batched wake-up."""
         broker = self._broker
-        if broker is not None and broker._coalescing and len(self._buffer) < self._wake_at:
+        if broker is not None and broker._batching and len(self._buffer) < self._wake_at:
             if not self._deferred:
                 self._deferred = True
                 broker._defer(self)
@@ -527,7 +542,8 @@ class Publisher:
         blocked: list[Subscription] | None = None
         broker = self._broker
         broker._publishes += 1
-        coalescing = broker._coalescing
+        batching = broker._batching
+        woke = False
         for sub in targets:
             buf = sub._buffer
             if len(buf) < sub._size:
@@ -538,11 +554,12 @@ class Publisher:
                 buf.append(entry)
                 waiter = sub._waiter
                 if waiter is not None:
-                    if coalescing:
+                    if batching:
                         sub._wake()
                     else:
                         sub._waiter = None
                         waiter.set()
+                        woke = True
             elif sub._evicts:
                 # drop_oldest: evict the head; the drops reported before it, plus
                 # itself, are reported before the next entry instead. (With
@@ -565,6 +582,10 @@ class Publisher:
                     blocked = [sub]
                 else:
                     blocked.append(sub)
+        if woke and broker._kick is not None:
+            # A consumer was waiting: it gets this message at once, and the
+            # ones that follow within a few loop cycles are batched.
+            broker._start_batching()
         return None if blocked is None else (entry, blocked)
 
     async def publish(self, data: object) -> None:
@@ -637,10 +658,15 @@ class Broker:
     _closed: bool = attrs.field(default=False, init=False)
     # Batched wake-ups (see run()): publishes so far, subscriptions to wake
     # when publishers pause, and the event that starts the coalescing task.
+    # _coalescing: run() is running; _batching: publishers are busy, so wake-ups
+    # are being deferred; _kick: set by the first publish after a pause.
     _coalescing: bool = attrs.field(default=False, init=False)
+    _batching: bool = attrs.field(default=False, init=False)
     _publishes: int = attrs.field(default=0, init=False)
     _deferred: list[Subscription] = attrs.field(factory=list, init=False)
-    _has_deferred: anyio.Event | None = attrs.field(default=None, init=False)
+    _kick: anyio.Event | None = attrs.field(default=None, init=False)
+    # When the oldest deferred wake-up was deferred (time.perf_counter()).
+    _since: float = attrs.field(default=0.0, init=False)
 
     def publisher(self, run_id: str, step_id: str) -> Publisher:
         """Return the publisher of step ``step_id`` in run ``run_id``.
@@ -738,14 +764,13 @@ class Broker:
 
         Without it every message wakes a waiting subscriber, which costs one
         task switch per message per subscriber. While it runs, a waiting
-        subscriber is woken once it has ``min(64, buffer // 2)`` messages, or
-        as soon as publishers let a few event-loop cycles pass without
-        publishing, whichever comes first, so latency stays at a few loop
-        cycles when publishers pause and fan-out drains in batches when they
-        don't. After 64 busy cycles in a row it checks for a pause every
-        200 µs instead of every cycle, so the end of a long burst may wait
-        that long (or, on an idle asyncio loop, up to the selector's 1 ms
-        resolution) before the last, partial batch is delivered.
+        subscriber that was just woken is woken again once it has
+        ``min(128, buffer // 2)`` messages, when publishers let a few
+        event-loop cycles pass without publishing, or after a linger of 200 µs
+        plus 20 µs per waiting subscriber (at most 2 ms), whichever comes
+        first. The first message after a pause is delivered at once. After 64
+        busy cycles it looks every 200 µs instead of every cycle (a timer,
+        which an idle asyncio loop may fire up to 1 ms late).
         Use ``await task_group.start(broker.run)``; cancel the task group to
         stop it (waiting subscribers are woken then).
 
@@ -761,40 +786,54 @@ class Broker:
         try:
             task_status.started()
             while True:
-                if not self._deferred:
-                    event = self._has_deferred = anyio.Event()
-                    await event.wait()
+                # Idle: the first publish after a pause wakes its subscribers at
+                # once, and kicks this task, so the ones after it are batched.
+                event = self._kick = anyio.Event()
+                await event.wait()
                 # Let publishers go on while they publish every loop cycle. The
                 # scheduler may run us before or after a publisher within a cycle
                 # (trio shuffles), so only a few quiet cycles in a row mean a pause.
-                # Once publishing is sustained, look every _LINGER seconds instead
-                # of every cycle: the loop is busy, so the timer is on time, and
-                # this task stops costing a task switch per publish.
-                quiet = hot = 0
-                while quiet < _QUIET_CYCLES:
+                # Deferred wake-ups never wait longer than _LINGER, and once
+                # publishing is sustained, look every _LINGER seconds instead of
+                # every cycle: the loop is busy, so the timer is on time, and this
+                # task stops costing a task switch per publish.
+                quiet = busy = 0
+                while True:
                     seen = self._publishes
-                    if hot < _HOT_CYCLES:
+                    if busy < _HOT_CYCLES:
                         await anyio.lowlevel.checkpoint()
                     else:
                         await anyio.sleep(_LINGER)
                     if self._publishes == seen:
                         quiet += 1
-                        hot = 0
+                        if quiet >= _QUIET_CYCLES or busy >= _HOT_CYCLES:
+                            break
                     else:
                         quiet = 0
-                        hot += 1
+                        busy += 1
+                    deferred = len(self._deferred)
+                    if deferred and time.perf_counter() - self._since >= min(
+                        _LINGER + deferred * _LINGER_PER_SUBSCRIBER, _MAX_LINGER
+                    ):
+                        self._flush()
+                self._batching = False
                 self._flush()
         finally:
-            self._coalescing = False
-            self._has_deferred = None
+            self._coalescing = self._batching = False
+            self._kick = None
             self._flush()
 
-    def _defer(self, sub: Subscription) -> None:
-        self._deferred.append(sub)
-        event = self._has_deferred
+    def _start_batching(self) -> None:
+        """A publish after a pause: defer wake-ups from now on, and start watching."""
+        self._batching = True
+        event, self._kick = self._kick, None
         if event is not None:
-            self._has_deferred = None
             event.set()
+
+    def _defer(self, sub: Subscription) -> None:
+        if not self._deferred:
+            self._since = time.perf_counter()
+        self._deferred.append(sub)
 
     def _flush(self) -> None:
         deferred, self._deferred = self._deferred, []
