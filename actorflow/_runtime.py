@@ -91,6 +91,7 @@ class Runtime:
         try:
             self._tg_cm = anyio.create_task_group()
             self._tg = await self._tg_cm.__aenter__()
+            await self._tg.start(self.broker.run)
             await self._recover()
         except BaseException:
             await self._aclose()
