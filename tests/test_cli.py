@@ -1,0 +1,356 @@
+"""The command line, driven as a user drives it: real processes on a real journal file.
+
+A runtime in another process (``programs/stream_writer.py``) writes the journal
+while ``python -m actorflow`` reads it. Independent commands run concurrently
+to keep the file fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WRITER = Path(__file__).parent / "programs" / "stream_writer.py"
+ANSI = "\x1b"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    env["PYTHONUNBUFFERED"] = "0"
+    return env
+
+
+def spawn(*argv: str, command: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """Start ``python -m actorflow ARGV`` (or ``COMMAND ARGV``), its output piped."""
+    return subprocess.Popen(
+        [*(command or (sys.executable, "-m", "actorflow")), *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+
+
+def cli(*argvs: Sequence[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``actorflow`` once per argv, all at once; return their results in order."""
+    procs = [spawn(*argv) for argv in argvs]
+    done = []
+    for argv, proc in zip(argvs, procs, strict=True):
+        out, err = proc.communicate(timeout=30)
+        done.append(subprocess.CompletedProcess(list(argv), proc.returncode, out, err))
+    return done
+
+
+class Lines:
+    """The stdout of a process, line by line, with a deadline (read by a thread)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        assert proc.stdout is not None
+        stdout = proc.stdout
+
+        def pump() -> None:
+            with stdout:
+                for line in stdout:
+                    self._lines.put(line)
+            self._lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def take(self, n: int, timeout: float = 15.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        while len(got) < n:
+            line = self._lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            assert line is not None, f"the output ended after {got!r}"
+            got.append(line)
+        return got
+
+    def rest(self, timeout: float = 15.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        while (
+            line := self._lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+        ) is not None:
+            got.append(line)
+        return got
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 15.0) -> tuple[int, str]:
+    """Wait for ``proc`` (whose stdout a :class:`Lines` reads); its status and stderr."""
+    code = proc.wait(timeout=timeout)
+    assert proc.stderr is not None
+    with proc.stderr:
+        return code, proc.stderr.read()
+
+
+def start_writer(db: Path, *args: str) -> subprocess.Popen[str]:
+    writer = spawn(str(db), *args, command=(sys.executable, str(WRITER)))
+    assert writer.stdout is not None
+    line = writer.stdout.readline()
+    assert line.startswith("STARTED"), writer.stderr.read() if writer.stderr else line
+    return writer
+
+
+@pytest.fixture(scope="module")
+def failed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal holding one FAILED run, ``broken``: a retried step, a stream, an error."""
+    db = tmp_path_factory.mktemp("cli") / "failed.db"
+    writer = start_writer(db, "fail", "broken")
+    out, err = writer.communicate(timeout=30)
+    assert out.strip() == "DONE FAILED", err
+    return db
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert result.returncode == code, (result.args, result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert text in result.stderr, result.stderr
+
+
+# -- logs --tail across processes ------------------------------------------------------
+
+
+def test_tail_follows_another_process_and_exits_when_the_run_ends(tmp_path: Path) -> None:
+    db, gate, n = tmp_path / "live.db", tmp_path / "gate", 40
+    # The writer commits half the entries, then waits for the gate: the tails below
+    # replay that half, and must follow the other half live, as it is committed.
+    writer = start_writer(db, "stream", "live", str(n), "0.01", str(gate))
+    one = spawn("--db", str(db), "logs", "live", "--key", "tokens", "--tail")
+    every = spawn("logs", "live", "--tail", "--json", "--db", str(db))
+    one_lines, every_lines = Lines(one), Lines(every)
+    first = one_lines.take(n // 2)
+    first_json = every_lines.take(n // 2 + 2)  # + events 0 and 1
+    assert writer.poll() is None  # still running, waiting for the gate
+    gate.touch()
+
+    rest = one_lines.rest()
+    assert finish(one) == (0, "")
+    rest_json = every_lines.rest()
+    assert finish(every) == (0, "")
+    out, _ = writer.communicate(timeout=15)
+    assert out.strip() == "DONE COMPLETED"
+
+    lines = first + rest
+    fields = [line.rstrip("\n").split("\t") for line in lines]
+    assert [f[:4] for f in fields] == [["tokens", str(i), "produce", "1"] for i in range(n)]
+    assert [json.loads(f[4])["i"] for f in fields] == list(range(n))  # in order, once each
+    assert not any(ANSI in line for line in lines)
+
+    entries = [json.loads(line) for line in first_json + rest_json]
+    by_key: dict[str, list[dict[str, object]]] = {}
+    for entry in entries:
+        assert entry["run_id"] == "live"
+        by_key.setdefault(str(entry["key"]), []).append(entry)
+    assert sorted(by_key) == ["events", "tokens"]
+    assert [e["offset"] for e in by_key["tokens"]] == list(range(n))
+    assert [e["value"]["i"] for e in by_key["tokens"]] == list(range(n))  # type: ignore[index]
+    assert [e["value"] for e in by_key["events"]] == [f"event {k}" for k in range(n // 10)]
+
+
+def test_ctrl_c_stops_a_tail_quietly(tmp_path: Path) -> None:
+    db = tmp_path / "idle.db"
+    writer = start_writer(db, "idle", "idle", "30")
+    try:
+        # A process started in the background by a shell ignores SIGINT, and so would
+        # its children: restore the default first, as an interactive shell does.
+        default_sigint = (
+            sys.executable,
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'actorflow', *sys.argv[1:]])",
+        )
+        tail = spawn("--db", str(db), "logs", "idle", "--tail", command=default_sigint)
+        assert Lines(tail).take(1) == ["status\t0\tdoze\t1\tready\n"]  # it is following
+        tail.send_signal(signal.SIGINT)
+        assert finish(tail) == (130, "")  # quietly: no traceback, no message
+    finally:
+        writer.kill()
+        writer.communicate(timeout=10)
+
+
+# -- runs, show, logs ------------------------------------------------------------------
+
+
+def test_runs_lists_one_plain_line_per_run(failed_db: Path) -> None:
+    db = str(failed_db)
+    # The console script, run alongside: it is the same program as `python -m actorflow`.
+    script = Path(sys.executable).with_name("actorflow")
+    console = spawn("--db", db, "runs", command=[str(script)]) if script.exists() else None
+    every, failed, completed, limited, after = cli(
+        ["--db", db, "runs"],
+        ["--db", db, "runs", "--status", "failed"],
+        ["--db", db, "runs", "--status", "COMPLETED"],
+        ["--db", db, "runs", "--limit", "1"],
+        ["runs", "--db", db],
+    )
+    for result in (every, failed, completed, limited, after):
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        assert ANSI not in result.stdout
+    run_id, workflow, status, started, duration = every.stdout.rstrip("\n").split("\t")
+    assert (run_id, workflow, status) == ("broken", "broken", "FAILED")
+    assert started.startswith("20")
+    assert duration.endswith("s")
+    assert failed.stdout == limited.stdout == after.stdout == every.stdout
+    assert completed.stdout == ""
+    if console is not None:
+        out, err = console.communicate(timeout=30)
+        assert (console.returncode, out, err) == (0, every.stdout, "")
+
+
+def test_show_tells_steps_attempts_streams_and_the_error(failed_db: Path) -> None:
+    (full, prefix) = cli(
+        ["--db", str(failed_db), "show", "broken"], ["show", "brok", "--db", str(failed_db)]
+    )
+    assert full.returncode == 0, full.stderr
+    assert prefix.stdout == full.stdout  # an unambiguous prefix of the id is enough
+    text = full.stdout
+    assert ANSI not in text
+    lines = text.splitlines()
+    assert "FAILED" in lines[2]
+    step = next(line.split() for line in lines if line.lstrip().startswith("flaky"))
+    assert step[:3] == ["flaky", "COMPLETED", "2"]  # step, status, attempts
+    assert any(
+        "attempt 1" in line and "ConnectionError: the model hung up" in line for line in lines
+    )
+    assert any("attempt 2" in line and "ok" in line for line in lines)
+    stream = next(line.split() for line in lines if line.lstrip().startswith("notes"))
+    assert stream == ["notes", "3", "closed"]
+    assert "ValueError: the answer was not valid JSON" in text
+    assert "Traceback (most recent call last):" in text
+
+
+def test_logs_prints_entries_filters_them_and_escapes_control_characters(failed_db: Path) -> None:
+    db = str(failed_db)
+    plain, step, offset, as_json, tail = cli(
+        ["--db", db, "logs", "broken"],
+        ["--db", db, "logs", "broken", "--step", "flaky"],
+        ["--db", db, "logs", "broken", "--key", "notes", "--from", "1"],
+        ["--db", db, "logs", "broken", "--json"],
+        ["--db", db, "logs", "broken", "--tail"],  # the run has ended: prints, then exits
+    )
+    for result in (plain, step, offset, as_json, tail):
+        assert result.returncode == 0, result.stderr
+        assert ANSI not in result.stdout
+    assert plain.stdout.splitlines() == [
+        "notes\t0\tflaky\t1\tattempt 1",
+        "notes\t1\tflaky\t2\tattempt 2",
+        "notes\t2\tmain\t1\tred \\x1b[31malert\\x1b[0m\\nsecond line\\tand a tab",
+    ]
+    assert tail.stdout == plain.stdout
+    assert step.stdout.splitlines() == plain.stdout.splitlines()[:2]
+    assert offset.stdout.splitlines() == plain.stdout.splitlines()[1:]
+    entries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [(e["offset"], e["step_id"], e["attempt"]) for e in entries] == [
+        (0, "flaky", 1),
+        (1, "flaky", 2),
+        (2, "main", 1),
+    ]
+    assert entries[2]["value"] == "red \x1b[31malert\x1b[0m\nsecond line\tand a tab"
+
+
+def test_demo_streams_replays_and_says_what_to_run_next(tmp_path: Path) -> None:
+    results = cli(
+        ["--db", str(tmp_path / "a.db"), "demo", "--pace", "0"],
+        ["demo", "--backend", "trio", "--pace", "0", "--db", str(tmp_path / "t.db")],
+    )
+    for result, db in zip(results, ("a.db", "t.db"), strict=True):
+        assert result.returncode == 0, result.stderr
+        assert ANSI not in result.stdout
+        out = result.stdout
+        assert out.count("Durable workflows keep their promises") == 2  # live, then replayed
+        run_id = out.split()[1]
+        path = str(tmp_path / db)
+        assert f"actorflow --db {path} logs {run_id} --tail" in out
+        assert f"actorflow --db {path} show {run_id}" in out
+    (logs,) = cli(["--db", str(tmp_path / "a.db"), "logs", results[0].stdout.split()[1]])
+    assert len(logs.stdout.splitlines()) == 28
+    assert logs.stdout.startswith("tokens\t0\tgenerate\t1\tDurable ")
+
+
+def test_a_terminal_gets_colour_and_a_header(failed_db: Path) -> None:
+    def on_a_terminal(env: dict[str, str]) -> str:
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "actorflow", "--db", str(failed_db), "runs"],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(secondary)
+        chunks = []
+        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+            while chunk := os.read(primary, 4096):
+                chunks.append(chunk)
+        os.close(primary)
+        assert proc.wait(timeout=30) == 0
+        return b"".join(chunks).decode()
+
+    coloured = on_a_terminal(_env())
+    assert ANSI in coloured
+    assert "STATUS" in coloured  # the header
+    assert ANSI not in on_a_terminal({**_env(), "NO_COLOR": "1"})
+
+
+# -- errors ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def foreign_files(tmp_path: Path) -> tuple[Path, Path]:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 20)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    return text, other
+
+
+def test_errors_are_one_line_without_a_traceback(
+    failed_db: Path, tmp_path: Path, foreign_files: tuple[Path, Path]
+) -> None:
+    text, other = foreign_files
+    db, missing = str(failed_db), tmp_path / "missing.db"
+    cases: list[tuple[list[str], int, str]] = [
+        (["--db", str(missing), "runs"], 1, "no journal at"),
+        (["--db", str(text), "runs"], 1, "is not an actorflow journal"),
+        (["--db", str(other), "show", "x"], 1, "not an actorflow journal"),
+        (["--db", str(tmp_path), "runs"], 1, "actorflow: error:"),  # a directory
+        (["--db", db, "show", "nope"], 1, "no run 'nope'"),
+        (["--db", db, "logs", "nope", "--tail"], 1, "no run 'nope'"),
+        (["--db", db, "logs", "broken", "--key", "missing"], 1, "has no stream 'missing'"),
+        ([], 2, "the following arguments are required: COMMAND"),
+        (["explode"], 2, "invalid choice: 'explode'"),
+        (["--db", db, "runs", "--limit", "0"], 2, "expected a number >= 1"),
+        (["--db", db, "runs", "--status", "asleep"], 2, "invalid choice: 'ASLEEP'"),
+        (["--db", db, "logs", "broken", "--from", "-1"], 2, "expected an offset"),
+        (["--db", db, "logs", "broken", "--key", "no spaces"], 2, "invalid stream key"),
+        (["--db", db, "logs", "broken", "--follow"], 2, "unrecognized arguments: --follow"),
+    ]
+    results = cli(*(argv for argv, _, _ in cases))
+    for (_, code, message), result in zip(cases, results, strict=True):
+        assert_one_error_line(result, code, message)
+    assert not missing.exists()  # a reader never creates a journal
+    assert not Path(f"{missing}-lock").exists()
