@@ -28,10 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from _report import add_report_args, load_baseline, save, table
 
 WRITER = Path(__file__).parent.parent / "tests" / "programs" / "stream_writer.py"
 IDLE_SECONDS = 5.0
+
 TARGETS = {
     "latency_p99_ms": ("<=", 20.0),
     "sparse_p99_ms": ("<=", 20.0),
@@ -129,22 +131,6 @@ def measure_idle(tmp: Path) -> dict[str, float]:
     }
 
 
-def table(results: dict[str, float], baseline: dict[str, Any] | None) -> str:
-    lines = [f"{'measure':<22} {'value':>10} {'target':>12} {'vs baseline':>12}"]
-    for key, value in results.items():
-        target = TARGETS.get(key)
-        tgt = ""
-        if target is not None:
-            op, limit = target
-            ok = value <= limit if op == "<=" else value >= limit
-            tgt = f"{op}{limit:g} {'ok' if ok else 'MISS'}"
-        change = ""
-        if baseline and baseline.get(key):
-            change = f"{(value / baseline[key] - 1) * 100:+.1f}%"
-        lines.append(f"{key:<22} {value:>10.2f} {tgt:>12} {change:>12}")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=600, help="entries written (half live)")
@@ -155,8 +141,7 @@ def main() -> None:
     parser.add_argument(
         "--sparse-delay", type=float, default=0.05, help="seconds between its writes"
     )
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--baseline", type=Path, help="compare with an earlier --json file")
+    add_report_args(parser, backend=False)
     args = parser.parse_args()
     if not Path("/proc/self/stat").exists():
         sys.exit("bench_cli.py reads CPU time from /proc: run it on Linux")
@@ -164,16 +149,14 @@ def main() -> None:
         results = measure_latency(Path(tmp), args.entries, args.delay, "latency")
         results |= measure_latency(Path(tmp), args.sparse_entries, args.sparse_delay, "sparse")
         results |= measure_idle(Path(tmp))
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     print(
         "actorflow logs --tail across processes (latency: write -> line read from the tail): "
         f"{args.entries // 2} live entries {args.delay * 1000:g} ms apart (latency_*), "
         f"{args.sparse_entries // 2} entries {args.sparse_delay * 1000:g} ms apart (sparse_*); "
         f"idle tail over {IDLE_SECONDS:g} s"
     )
-    print(table(results, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    print(table(results, load_baseline(args.baseline), TARGETS))
+    save(results, args.json)
 
 
 if __name__ == "__main__":

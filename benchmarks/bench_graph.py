@@ -19,15 +19,14 @@ printed when langgraph is installed; it is not a dependency.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
+from _report import add_report_args, load_baseline, save, table
 
 import actorflow as af
 
@@ -174,36 +173,15 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 
-def table(results: dict[str, float], baseline: dict[str, Any] | None) -> str:
-    lines = [f"{'measure':<28} {'value':>12} {'target':>12} {'vs baseline':>12}"]
-    for key, value in results.items():
-        target = TARGETS.get(key)
-        tgt = ""
-        if target is not None:
-            op, limit = target
-            ok = value >= limit if op == ">=" else value <= limit
-            tgt = f"{op}{limit:,.0f} {'ok' if ok else 'MISS'}"
-        change = ""
-        if baseline and key in baseline and baseline[key]:
-            change = f"{(value / baseline[key] - 1) * 100:+.1f}%"
-        shown = f"{value:,.3f}" if value < 10 else f"{value:,.0f}"
-        lines.append(f"{key:<28} {shown:>12} {tgt:>12} {change:>12}")
-    lines.append("vs LangGraph: " + ("see above" if langgraph_figures() else "not installed"))
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--baseline", type=Path, help="compare with an earlier --json file")
+    add_report_args(parser)
     args = parser.parse_args()
     results = measure(args.backend)
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     print(f"actorflow graphs, backend={args.backend}, SQLite synchronous=NORMAL")
-    print(table(results, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    print(table(results, load_baseline(args.baseline), TARGETS))
+    print("vs LangGraph: " + ("see above" if langgraph_figures() else "not installed"))
+    save(results, args.json)
 
 
 if __name__ == "__main__":

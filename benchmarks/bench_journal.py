@@ -16,7 +16,6 @@ change against a JSON written by an earlier ``--json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sqlite3
@@ -33,6 +32,7 @@ from actorflow._sqlite_journal import SQLiteJournal
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import sqlite_ceiling
+from _report import add_report_args, change, load_baseline, save
 
 VALUE = b"\xb4" + b"x" * 52  # a msgpack str, about the size of a few LLM tokens
 
@@ -101,25 +101,21 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         line = f"{label:46} {fmt.format(result[key]):>12}"
         if baseline is not None and key in baseline:
             old = baseline[key]
-            change = (result[key] - old) / old * 100 if old else float("nan")
-            line += f" {fmt.format(old):>12} {change:>+7.1f}%"
+            line += f" {fmt.format(old):>12} {change(result[key], old):>8}"
         lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
-    parser.add_argument("--baseline", type=Path, help="compare with a JSON from --json")
+    add_report_args(parser)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     args = parser.parse_args(argv)
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    baseline = load_baseline(args.baseline)
     result = measure(args.backend, args.rows, args.repeat)
     print(report(result, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    save(result, args.json)
     return 0
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import resource
 import statistics
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _report import add_report_args, change, load_baseline, save
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -269,15 +269,13 @@ async def run_all(backend: str, publishes: int) -> dict[str, dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--baseline", type=Path, help="compare with a previous --json file")
+    add_report_args(parser)
     parser.add_argument("--publishes", type=int, default=400_000)
     args = parser.parse_args()
 
     started = time.perf_counter()
     results = anyio.run(run_all, args.backend, args.publishes, backend=args.backend)
-    old = json.loads(args.baseline.read_text())["results"] if args.baseline else {}
+    old = (load_baseline(args.baseline) or {}).get("results", {})
 
     print(f"live streams on {args.backend} ({time.perf_counter() - started:.0f} s)")
     header = f"{'measurement':34} {'value':>12} {'baseline':>12} {'ratio':>7}  {'target':24} result"
@@ -290,15 +288,12 @@ def main() -> None:
             f"{name:34} {r['value']:>12,.2f} {r['baseline']:>12,.2f} {r['ratio']:>7.2f}  "
             f"{r['target']:24} {verdict}"
         )
-        if name in old and old[name]["value"]:
-            line += f"   {(r['value'] / old[name]['value'] - 1) * 100:+.1f}%"
+        if name in old:
+            line += f"   {change(r['value'], old[name]['value'])}"
         print(line)
     for name, r in results.items():
         print(f"  {name}: baseline = {r['baseline_name']}")
-    if args.json:
-        args.json.write_text(
-            json.dumps({"backend": args.backend, "results": results}, indent=2) + "\n"
-        )
+    save({"backend": args.backend, "results": results}, args.json)
 
 
 if __name__ == "__main__":

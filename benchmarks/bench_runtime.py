@@ -14,18 +14,17 @@ at 1,000 rows per commit (WAL, NORMAL) and bare anyio task spawns/s.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _baselines import sqlite_ceiling
+from _report import add_report_args, load_baseline, save, table
 
 import actorflow as af
 
@@ -120,35 +119,17 @@ def measure(backend: str) -> dict[str, float]:
     return results
 
 
-TARGETS = {"sequential_steps_per_s": 5_000.0, "concurrent_steps_per_s": 20_000.0}
-
-
-def table(results: dict[str, float], baseline: dict[str, Any] | None) -> str:
-    lines = [f"{'measure':<26} {'value':>14} {'target':>10} {'vs baseline':>12}"]
-    for key, value in results.items():
-        target = TARGETS.get(key)
-        mark = "" if target is None else ("ok" if value >= target else "MISS")
-        tgt = "" if target is None else f">={target:,.0f} {mark}"
-        change = ""
-        if baseline and key in baseline and baseline[key]:
-            change = f"{(value / baseline[key] - 1) * 100:+.1f}%"
-        shown = f"{value:,.3f}" if value < 10 else f"{value:,.0f}"
-        lines.append(f"{key:<26} {shown:>14} {tgt:>10} {change:>12}")
-    return "\n".join(lines)
+TARGETS = {"sequential_steps_per_s": (">=", 5_000.0), "concurrent_steps_per_s": (">=", 20_000.0)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--json", type=Path, help="write the results to this file")
-    parser.add_argument("--baseline", type=Path, help="compare with an earlier --json file")
+    add_report_args(parser)
     args = parser.parse_args()
     results = measure(args.backend)
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     print(f"actorflow core runtime, backend={args.backend}, SQLite synchronous=NORMAL")
-    print(table(results, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    print(table(results, load_baseline(args.baseline), TARGETS))
+    save(results, args.json)
 
 
 if __name__ == "__main__":

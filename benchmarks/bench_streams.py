@@ -29,7 +29,6 @@ With ``--baseline`` it also prints the change against a JSON written by ``--json
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sqlite3
@@ -44,6 +43,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import sqlite_ceiling
+from _report import add_report_args, change, load_baseline, save
 
 import actorflow as af
 
@@ -286,17 +286,14 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         line = f"{label:46} {fmt.format(result[key]):>12} {target:>11}"
         if baseline is not None and key in baseline:
             old = baseline[key]
-            change = (result[key] - old) / old * 100 if old else float("nan")
-            line += f" {fmt.format(old):>12} {change:>+7.1f}%"
+            line += f" {fmt.format(old):>12} {change(result[key], old):>8}"
         lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
-    parser.add_argument("--baseline", type=Path, help="compare with a JSON from --json")
+    add_report_args(parser)
     parser.add_argument("--values", type=int, default=200_000, help="values written in (1)")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--child-writer", nargs=2, metavar=("DB", "N"), help=argparse.SUPPRESS)
@@ -305,11 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         db, n = args.child_writer
         anyio.run(child_writer, db, int(n), backend=args.backend)
         return 0
-    baseline = json.loads(args.baseline.read_text()) if args.baseline else None
+    baseline = load_baseline(args.baseline)
     result = measure(args.backend, args.values, args.repeat)
     print(report(result, baseline))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    save(result, args.json)
     return 0
 
 
