@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
+from _processes import expect_line, sigkill, spawn
 
 import actorflow as af
-
-CHILD = Path(__file__).parent / "programs" / "crash_child.py"
-
-
-def run_child(db: Path, log: Path, mode: str, pause: str, backend: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(log), mode, pause, backend],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow
@@ -34,15 +22,11 @@ def test_sigkill_then_restart_never_reruns_completed_steps(
     tmp_path: Path, pause: str, backend: str
 ) -> None:
     db, log = tmp_path / "runs.db", tmp_path / "executions.log"
-    first = run_child(db, log, "first", pause, backend)
-    assert first.stdout is not None
-    line = first.stdout.readline()
-    assert line.strip() == f"PAUSED {pause}", first.stderr.read() if first.stderr else ""
-    os.kill(first.pid, signal.SIGKILL)
-    first.communicate(timeout=10)  # reaps it and closes its pipes
-    assert first.returncode == -signal.SIGKILL
+    first = spawn("crash_child.py", db, log, "first", pause, backend)
+    expect_line(first, f"PAUSED {pause}")
+    assert sigkill(first) == -signal.SIGKILL
 
-    second = run_child(db, log, "resume", pause, backend)
+    second = spawn("crash_child.py", db, log, "resume", pause, backend)
     out, err = second.communicate(timeout=30)
     assert second.returncode == 0, err
     assert out.strip() == f"RESULT {sum(i * i for i in range(5))}"
@@ -70,33 +54,20 @@ async def read_progress(db: Path) -> list[af.StreamEntry]:
         return [e async for e in rt.read_stream_entries("crash", "progress")]
 
 
-SIGNAL_CHILD = Path(__file__).parent / "programs" / "signal_child.py"
-
-
-def kill_when(proc: subprocess.Popen[str], marker: str) -> None:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.strip() == marker, proc.stderr.read() if proc.stderr else ""
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=10)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_sigkill_during_recv_and_sleep(tmp_path: Path, backend: str) -> None:
     db = tmp_path / "runs.db"
 
     def life(n: int) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, str(SIGNAL_CHILD), str(db), str(n), backend],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        return spawn("signal_child.py", db, n, backend)
 
-    kill_when(life(1), "WAITING")  # killed while the run waits in recv
+    first = life(1)
+    expect_line(first, "WAITING")
+    sigkill(first)  # killed while the run waits in recv
     second = life(2)
-    kill_when(second, "SLEEPING")  # killed during the durable sleep
+    expect_line(second, "SLEEPING")
+    sigkill(second)  # killed during the durable sleep
     slept_from = time.monotonic()
     time.sleep(1.0)
     third = life(3)

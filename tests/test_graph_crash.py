@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import anyio
 import pytest
+from _processes import expect_line, sigkill, spawn
 
 import actorflow as af
 
-CHILD = Path(__file__).parent / "programs" / "graph_crash_child.py"
+CHILD = "graph_crash_child.py"
 SUPERSTEPS = {"plan": [0, 3, 6], "left": [1, 4, 7], "right": [1, 4, 7], "join": [2, 5, 8]}
 
 
 def child(db: Path, log: Path, mode: str, pause: str, backend: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(log), mode, pause, backend],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return spawn(CHILD, db, log, mode, pause, backend)
 
 
 @pytest.mark.slow
@@ -35,12 +29,8 @@ def test_sigkill_mid_graph_resumes_without_rerunning_finished_supersteps(
 ) -> None:
     db, log, pause = tmp_path / "runs.db", tmp_path / "nodes.log", f"in:{superstep}"
     first = child(db, log, "first", pause, backend)
-    assert first.stdout is not None
-    line = first.stdout.readline()
-    assert line.strip() == f"PAUSED {pause}", first.stderr.read() if first.stderr else ""
-    os.kill(first.pid, signal.SIGKILL)
-    first.communicate(timeout=10)
-    assert first.returncode == -signal.SIGKILL
+    expect_line(first, f"PAUSED {pause}")
+    assert sigkill(first) == -signal.SIGKILL
 
     second = child(db, log, "resume", pause, backend)
     out, err = second.communicate(timeout=30)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,22 +11,18 @@ from typing import Any
 
 import anyio
 import pytest
+from _processes import PROGRAMS, expect_line, sigkill, spawn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actorflow as af
 
-CHILD = Path(__file__).parent / "programs" / "durable_stream_child.py"
+CHILD = "durable_stream_child.py"
 STEPS, VALUES = 3, 20  # as in the child
 
 
 def start_child(db: Path, backend: str, mode: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), backend, mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return spawn(CHILD, db, backend, mode)
 
 
 async def committed_log(db: Path, run_id: str) -> list[af.StreamEntry]:
@@ -73,12 +67,9 @@ def test_sigkill_at_random_points_loses_and_repeats_nothing(
     seen: list[af.StreamEntry] = []
     for delay in kills:
         child = start_child(db, backend, "crash")
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line.strip() == "STARTED", child.stderr.read() if child.stderr else line
+        expect_line(child, "STARTED")
         time.sleep(delay)
-        os.kill(child.pid, signal.SIGKILL)
-        child.communicate(timeout=10)
+        sigkill(child)
         log = anyio.run(committed_log, db, "crash")
         assert log[: len(seen)] == seen  # what was committed before a kill is still there
         seen = log
@@ -97,7 +88,7 @@ async def test_a_reader_in_another_process_follows_live_commits(
 ) -> None:
     db, backend = tmp_path / "streams.db", anyio_backend
     async with await anyio.open_process(
-        [sys.executable, str(CHILD), str(db), backend, "slow"]
+        [sys.executable, str(PROGRAMS / CHILD), str(db), backend, "slow"]
     ) as child:
         assert child.stdout is not None
         output = b""
