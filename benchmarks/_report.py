@@ -52,3 +52,22 @@ def table(
         old = baseline.get(key) if baseline else None
         lines.append(f"{key:<{width}} {shown:>14} {tgt:>14} {change(value, old):>12}")
     return "\n".join(lines)
+
+
+def labelled_table(
+    rows: list[tuple[str, str, str, str]],
+    figures: dict[str, Any],
+    baseline: dict[str, Any] | None,
+) -> list[str]:
+    """Lines for ``(key, label, format, target)`` rows, with baseline and change columns."""
+    header = f"{'metric':46} {'value':>12} {'target':>11}"
+    if baseline is not None:
+        header += f" {'baseline':>12} {'change':>8}"
+    lines = [header, "-" * len(header)]
+    for key, label, fmt, target in rows:
+        line = f"{label:46} {fmt.format(figures[key]):>12} {target:>11}"
+        if baseline is not None and key in baseline:
+            old = baseline[key]
+            line += f" {fmt.format(old):>12} {change(figures[key], old):>8}"
+        lines.append(line)
+    return lines

@@ -32,7 +32,7 @@ from actorflow._sqlite_journal import SQLiteJournal
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import sqlite_ceiling
-from _report import add_report_args, change, load_baseline, save
+from _report import add_report_args, labelled_table, load_baseline, save
 
 VALUE = b"\xb4" + b"x" * 52  # a msgpack str, about the size of a few LLM tokens
 
@@ -82,9 +82,9 @@ def measure(backend: str, rows: int, repeat: int) -> dict[str, Any]:
 
 
 ROWS = [
-    ("sqlite_ceiling_per_s", "(1) raw SQLite ceiling, rows/s", "{:,.0f}"),
-    ("journal_stream_writes_per_s", "(2) SQLiteJournal StreamWrite, committed/s", "{:,.0f}"),
-    ("ratio", "(3) ratio (2)/(1)", "{:.3f}"),
+    ("sqlite_ceiling_per_s", "(1) raw SQLite ceiling, rows/s", "{:,.0f}", ""),
+    ("journal_stream_writes_per_s", "(2) SQLiteJournal StreamWrite, committed/s", "{:,.0f}", ""),
+    ("ratio", "(3) ratio (2)/(1)", "{:.3f}", ""),
 ]
 
 
@@ -93,16 +93,7 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         f"actorflow journal benchmark: {result['backend']}, {result['rows']:,} rows, "
         f"Python {result['python']}, SQLite {result['sqlite']}, {result['machine']}",
     ]
-    header = f"{'metric':46} {'value':>12}"
-    if baseline is not None:
-        header += f" {'baseline':>12} {'change':>8}"
-    lines += [header, "-" * len(header)]
-    for key, label, fmt in ROWS:
-        line = f"{label:46} {fmt.format(result[key]):>12}"
-        if baseline is not None and key in baseline:
-            old = baseline[key]
-            line += f" {fmt.format(old):>12} {change(result[key], old):>8}"
-        lines.append(line)
+    lines += labelled_table(ROWS, result, baseline)
     return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import sqlite_ceiling
-from _report import add_report_args, change, load_baseline, save
+from _report import add_report_args, labelled_table, load_baseline, save
 
 import actorflow as af
 
@@ -278,16 +278,7 @@ def report(result: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         f"actorflow durable-stream benchmark: {result['backend']}, {result['values']:,} values, "
         f"Python {result['python']}, SQLite {result['sqlite']}, {result['machine']}",
     ]
-    header = f"{'metric':46} {'value':>12} {'target':>11}"
-    if baseline is not None:
-        header += f" {'baseline':>12} {'change':>8}"
-    lines += [header, "-" * len(header)]
-    for key, label, fmt, target in ROWS:
-        line = f"{label:46} {fmt.format(result[key]):>12} {target:>11}"
-        if baseline is not None and key in baseline:
-            old = baseline[key]
-            line += f" {fmt.format(old):>12} {change(result[key], old):>8}"
-        lines.append(line)
+    lines += labelled_table(ROWS, result, baseline)
     return "\n".join(lines)
 
 
