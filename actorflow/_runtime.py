@@ -177,11 +177,11 @@ class Runtime:
                 raise ValidationError(
                     f"invalid run_id {run_id!r}: use 1 to 128 letters, digits, '_' or '-'"
                 )
+            info = None if run_id in self._actors else await self.journal.get_run(run_id)
+            # Read the active runs after the await: a concurrent start of the same id
+            # may have claimed it meanwhile.
             active = self._actors.get(run_id)
-            existing = active.workflow.name if active else None
-            if existing is None:
-                info = await self.journal.get_run(run_id)
-                existing = info.workflow if info else None
+            existing = active.workflow.name if active else (info.workflow if info else None)
             if existing is not None:
                 if existing != wf.name:
                     raise ValidationError(
@@ -189,8 +189,8 @@ class Runtime:
                         f"{wf.name!r}; choose another run_id"
                     )
                 return RunHandle(self, run_id)
-        # Claim the id before the first await, so that a concurrent start of the same
-        # id finds it; the actor begins only once the start record is committed.
+        # Claim the id with no await since the check above, so that a concurrent start
+        # of the same id finds it; the actor begins once the start record is committed.
         actor = RunActor(self, run_id, wf, data, fold(None))
         self._actors[run_id] = actor
         try:

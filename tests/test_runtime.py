@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import msgspec
 import pytest
@@ -184,3 +186,28 @@ async def test_gather_runs_steps_concurrently_in_call_order() -> None:
             if isinstance(r, af._records.StepStarted)
         )
         assert ids == [(0, "slow_square"), (1, "slow_square-2")]  # call order, any start order
+
+
+bodies_run: list[str] = []
+
+
+@af.workflow
+async def counted(ctx: af.WorkflowContext, _: None) -> int:
+    bodies_run.append(ctx.run_id)
+    return len(bodies_run)
+
+
+async def test_concurrent_starts_of_one_run_id_make_one_run(tmp_path: Path) -> None:
+    bodies_run.clear()
+    async with af.Runtime(tmp_path / "runs.db") as rt:  # a start really waits for its commit
+        handles: list[af.RunHandle[int]] = []
+
+        async def start() -> None:
+            handles.append(await rt.start(counted, run_id="same"))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(start)
+        assert {h.run_id for h in handles} == {"same"}
+        assert await handles[0].result() == 1
+        assert bodies_run == ["same"]  # one run actor, not five
