@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 from hypothesis import given
@@ -146,3 +148,17 @@ def test_interleaved_sends_and_recvs_are_fifo_per_topic_exactly_once(
         assert expected == sent
 
     anyio.run(main, backend=backend)
+
+
+async def test_get_event_through_a_read_only_journal(tmp_path: Path) -> None:
+    """A reader that only has the file (as another process would) sees events as set."""
+    db = tmp_path / "runs.db"
+    async with af.Runtime(db) as writer:
+        handle = await writer.start(eventful)
+        async with af.Runtime(af.SQLiteJournal(db, readonly=True)) as reader:
+            with anyio.fail_after(10):
+                assert await reader.get_event(handle.run_id, "progress") == 50
+            await handle.send("go")
+            await handle.result()
+            with anyio.fail_after(10):
+                assert await reader.get_event(handle.run_id, "phase") == "done"  # the latest
