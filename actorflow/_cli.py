@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import os
 import shlex
@@ -29,6 +30,7 @@ from ._codec import decode_value
 from ._exceptions import ActorflowError, JournalError, RunNotFound, ValidationError
 from ._history import StepRecord, fold
 from ._journal import Journal, RunInfo, RunStatus, StreamEntry
+from ._registry import Workflow
 from ._sqlite_journal import SQLiteJournal
 from ._terminal import Style, escape, format_duration, format_time, json_value, render_value
 
@@ -83,6 +85,16 @@ def _pace(text: str) -> float:
     if not 0 <= value <= 10:
         raise argparse.ArgumentTypeError(f"expected seconds between 0 and 10, not {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0 to 65535): {text!r}")
+    return port
 
 
 def _parser() -> _Parser:
@@ -164,6 +176,32 @@ def _parser() -> _Parser:
         help="start at this offset of each stream (default: 0)",
     )
     logs.add_argument("--json", action="store_true", help="one JSON object per entry")
+    serve = commands.add_parser(
+        "serve",
+        parents=[db_after],
+        help="serve a journal's runs over HTTP: the chat page, SSE streams, run status",
+        description="Serve actorflow.web's app for the journal, on 127.0.0.1 by default: "
+        "GET /runs/ID, GET /runs/ID/streams/KEY (Server-Sent Events, resumable), "
+        "GET /runs/ID/live and the page at /. Without --workflow it only reads the journal "
+        "(no lock), so it can serve one that another process writes. Each --workflow "
+        "MODULE:NAME imports a workflow that POST /workflows/NAME may start; the journal is "
+        "then opened for writing, and that workflow's unfinished runs resume. "
+        "Needs the web extra: pip install 'actorflow[web]'.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, metavar="N", help="TCP port (default: 8000; 0: any)"
+    )
+    serve.add_argument(
+        "--workflow",
+        dest="workflows",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="a workflow the page and POST /workflows/NAME may start, e.g. "
+        "examples/web_chat.py:chat or myapp.flows:chat (repeatable)",
+    )
+    serve.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     return parser
 
 
@@ -506,11 +544,82 @@ async def _demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
     )
 
 
+# -- serve -------------------------------------------------------------------------
+
+
+def _import_workflow(spec: str) -> Workflow[Any, Any]:
+    """The workflow named by ``MODULE:NAME`` (a dotted module, or a path to a .py file)."""
+    module_name, sep, name = spec.rpartition(":")
+    if not sep or not module_name or not name:
+        raise ValidationError(
+            f"--workflow {spec!r}: give MODULE:NAME, e.g. examples/web_chat.py:chat or "
+            "myapp.flows:chat"
+        )
+    try:
+        if module_name.endswith(".py"):
+            path = os.path.abspath(module_name)
+            if not os.path.isfile(path):
+                raise ValidationError(f"--workflow {spec!r}: no such file {module_name!r}")
+            unique = "_actorflow_serve_" + os.path.splitext(os.path.basename(path))[0]
+            loaded = importlib.util.spec_from_file_location(unique, path)
+            if loaded is None or loaded.loader is None:
+                raise ValidationError(f"--workflow {spec!r}: cannot load {module_name!r}")
+            module = importlib.util.module_from_spec(loaded)
+            sys.modules[unique] = module
+            loaded.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValidationError(
+            f"--workflow {spec!r}: cannot import {module_name!r} ({exc})"
+        ) from None
+    wf = getattr(module, name, None)
+    if not isinstance(wf, Workflow):
+        raise ValidationError(
+            f"--workflow {spec!r}: {module_name!r} has no @af.workflow named {name!r}"
+        )
+    return wf
+
+
+async def _serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
+    try:
+        from . import web
+    except ImportError as exc:
+        raise ActorflowError(str(exc)) from None
+    from ._runtime import Runtime
+
+    workflows = [_import_workflow(spec) for spec in args.workflows]
+    if workflows:
+        journal = SQLiteJournal(args.db)
+        mode = "workflows " + ", ".join(wf.name for wf in workflows)
+    else:
+        if not await anyio.Path(args.db).exists():
+            raise JournalError(
+                f"no journal at {args.db!r} (no such file); pass --db PATH, or --workflow "
+                "MODULE:NAME to serve a workflow (that creates the journal)"
+            )
+        journal = SQLiteJournal(args.db, readonly=True)
+        mode = "read-only"
+    async with Runtime(journal) as rt:
+
+        def ready(port: int) -> None:
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            out.write(f"serving http://{host}:{port}/ (journal {args.db}, {mode}; Ctrl-C stops)\n")
+            out.flush()
+
+        await web.serve(
+            web.app(rt, workflows=workflows), host=args.host, port=args.port, ready=ready
+        )
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, Style], Any]] = {
     "demo": _demo,
     "runs": _runs,
     "show": _show,
     "logs": _logs,
+    "serve": _serve,
 }
 
 
@@ -540,6 +649,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"actorflow: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        return 130
+    except BaseExceptionGroup as group:
+        # trio delivers Ctrl-C inside the task groups (actorflow serve --backend trio).
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
         return 130
     except BrokenPipeError:
         # The reader went away (`actorflow logs RUN | head`): not an error of ours.

@@ -42,14 +42,18 @@ same body and no traceback. A client that disconnects stops its reader at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Callable,
     Iterable,
+    Iterator,
     Mapping,
 )
 from contextlib import aclosing
@@ -697,7 +701,7 @@ async def _serve_uvicorn(
         lifespan="off",
         timeout_graceful_shutdown=math.ceil(shutdown_timeout),
     )
-    server = uvicorn.Server(config)
+    server = _uvicorn_server_class()(config)
     done = anyio.Event()
 
     async def run() -> None:
@@ -728,6 +732,32 @@ async def _serve_uvicorn(
             server.should_exit = True
 
 
+def _uvicorn_server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, whose Ctrl-C (or SIGTERM) just stops it: serve() returns.
+
+        (uvicorn's own re-raises the signal once it has stopped, which would
+        surface as a KeyboardInterrupt inside our task group.)
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 async def _serve_hypercorn(
     asgi_app: Callable[..., Any],
     host: str,
@@ -746,6 +776,7 @@ async def _serve_hypercorn(
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = shutdown_timeout
     config.accesslog = None
+    config.loglevel = "WARNING"
     async with anyio.create_task_group() as tg:
         try:
             binds = await tg.start(hypercorn_serve, asgi_app, config)
