@@ -46,6 +46,7 @@ import contextlib
 import logging
 import math
 import signal
+import socket
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -657,7 +658,7 @@ async def serve(
     ready: Callable[[int], object] | None = None,
     shutdown_timeout: float = 1.0,
 ) -> None:
-    """Serve an ASGI app until cancelled (or, on asyncio, until Ctrl-C).
+    """Serve an ASGI app until cancelled, or until Ctrl-C (SIGINT) or SIGTERM.
 
     On asyncio it runs uvicorn; on trio, hypercorn. Open the runtime around it::
 
@@ -693,10 +694,11 @@ async def _serve_uvicorn(
         raise ImportError(
             "serving on asyncio needs uvicorn; install the web extra: pip install 'actorflow[web]'"
         ) from None
+    # Bound here rather than by uvicorn, so that a port in use is our one-line
+    # error (uvicorn logs it and exits the process).
+    sock = _listen(host, port)
     config = uvicorn.Config(
         asgi_app,
-        host=host,
-        port=port,
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=math.ceil(shutdown_timeout),
@@ -709,27 +711,44 @@ async def _serve_uvicorn(
         # (sockets closed, connections ended) rather than an abandoned server.
         try:
             with anyio.CancelScope(shield=True):
-                await server.serve()
-        except SystemExit:  # uvicorn's answer to a port it cannot bind
-            raise ActorflowError(
-                f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
-                "pick another --port or --host"
-            ) from None
+                await server.serve(sockets=[sock])
         finally:
             done.set()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        try:
-            while not server.started:
-                if done.is_set():
-                    return
-                await anyio.sleep(0.005)
-            if ready is not None:
-                ready(server.servers[0].sockets[0].getsockname()[1])
-            await done.wait()
-        finally:
-            server.should_exit = True
+    with sock:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            try:
+                # The socket listens already: a client may connect now, and is
+                # accepted as soon as uvicorn has started.
+                if ready is not None:
+                    ready(sock.getsockname()[1])
+                await done.wait()
+            finally:
+                server.should_exit = True
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``.
+
+    Raises:
+        ActorflowError: the address is in use, or not one of this machine's.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ActorflowError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or --host"
+        ) from None
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` at the first SIGINT (Ctrl-C) or SIGTERM: the server stops, quietly."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 def _uvicorn_server_class() -> type[Any]:
@@ -772,17 +791,16 @@ async def _serve_hypercorn(
         raise ImportError(
             "serving on trio needs hypercorn; install the web extra: pip install 'actorflow[web]'"
         ) from None
+    sock = _listen(host, port)
+    bound = sock.getsockname()[1]
     config = Config()
-    config.bind = [f"{host}:{port}"]
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket now
     config.graceful_timeout = shutdown_timeout
     config.accesslog = None
     config.loglevel = "WARNING"
     async with anyio.create_task_group() as tg:
-        try:
-            binds = await tg.start(hypercorn_serve, asgi_app, config)
-        except OSError as exc:
-            raise ActorflowError(
-                f"cannot listen on {host}:{port} ({exc}); pick another --port or --host"
-            ) from None
+        if threading.current_thread() is threading.main_thread():
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        await tg.start(hypercorn_serve, asgi_app, config)
         if ready is not None:
-            ready(int(str(binds[0]).rsplit(":", 1)[1]))
+            ready(bound)

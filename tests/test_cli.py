@@ -13,14 +13,17 @@ import os
 import pty
 import queue
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -354,3 +357,106 @@ def test_errors_are_one_line_without_a_traceback(
         assert_one_error_line(result, code, message)
     assert not missing.exists()  # a reader never creates a journal
     assert not Path(f"{missing}-lock").exists()
+
+
+# -- serve ---------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _serving(lines: Lines) -> str:
+    """The base URL that ``actorflow serve`` says it serves on."""
+    (line,) = lines.take(1)
+    assert line.startswith("serving http://127.0.0.1:"), line
+    return line.split()[1]
+
+
+def _sse(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, data) pairs of a text/event-stream response."""
+    event = "message"
+    for text in response.iter_lines():
+        if text.startswith("event: "):
+            event = text.removeprefix("event: ")
+        elif text.startswith("data: "):
+            yield event, json.loads(text.removeprefix("data: "))
+            event = "message"
+
+
+def test_serve_streams_a_journal_that_another_process_writes(tmp_path: Path) -> None:
+    db, gate, n = tmp_path / "live.db", tmp_path / "gate", 40
+    writer = start_writer(db, "stream", "live", str(n), "0.01", str(gate))
+    server = spawn("--db", str(db), "serve", "--port", "0")
+    base = _serving(Lines(server))
+    with httpx.Client(base_url=base, timeout=15) as client:
+        assert client.get("/runs/live").json()["status"] == "RUNNING"
+        assert client.post("/workflows/produce").status_code == 404  # read-only: none
+        assert client.get("/runs/nope").status_code == 404
+        offsets = []
+        with client.stream("GET", "/runs/live/streams/tokens") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = _sse(response)
+            for _ in range(n // 2):  # replayed: the writer waits at the gate
+                _event, data = next(events)
+                offsets.append(data["offset"])
+            gate.touch()
+            rest = list(events)  # followed live, from the other process's commits
+        assert [d["offset"] for e, d in rest if e == "message"] == list(range(n // 2, n))
+        assert offsets == list(range(n // 2))
+        assert rest[-1] == ("end", {"run_id": "live", "status": "COMPLETED", "error": None})
+    out, _ = writer.communicate(timeout=15)
+    assert out.strip() == "DONE COMPLETED"
+    server.send_signal(signal.SIGINT)
+    assert finish(server) == (0, "")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_serve_with_a_workflow_starts_it_and_stops_on_ctrl_c(tmp_path: Path, backend: str) -> None:
+    db, spec = tmp_path / "chat.db", f"{EXAMPLES / 'web_chat.py'}:chat"
+    server = spawn(
+        "serve", "--db", str(db), "--port", "0", "--backend", backend, "--workflow", spec
+    )
+    base = _serving(Lines(server))
+    with httpx.Client(base_url=base, timeout=15) as client:
+        assert client.get("/workflows").json() == {"workflows": ["chat"]}
+        started = client.post("/workflows/chat", json={"input": "hi", "run_id": "one"})
+        assert started.status_code == 202, started.text
+        with client.stream("GET", "/runs/one/streams/tokens") as response:
+            events = list(_sse(response))
+        text = "".join(d["value"] for e, d in events if e == "message")
+        assert text.startswith("You asked: 'hi'.")
+        assert events[-1][0] == "end"
+        assert events[-1][1]["status"] == "COMPLETED"
+        assert client.get("/runs/one").json()["output"] == text
+    server.send_signal(signal.SIGINT)
+    assert finish(server) == (0, "")
+
+
+def test_serve_errors_are_one_line(tmp_path: Path) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = str(busy.getsockname()[1])
+    spec = f"{EXAMPLES / 'web_chat.py'}:chat"
+    with busy:
+        missing, no_file, no_name, bad_spec, in_use = cli(
+            ["--db", str(tmp_path / "none.db"), "serve"],
+            ["--db", str(tmp_path / "a.db"), "serve", "--workflow", "nowhere.py:chat"],
+            [
+                "--db",
+                str(tmp_path / "b.db"),
+                "serve",
+                "--workflow",
+                f"{EXAMPLES / 'web_chat.py'}:x",
+            ],
+            ["--db", str(tmp_path / "c.db"), "serve", "--workflow", "chat"],
+            ["--db", str(tmp_path / "d.db"), "serve", "--port", port, "--workflow", spec],
+        )
+    assert_one_error_line(missing, 1, "no journal at")
+    assert not (tmp_path / "none.db").exists()
+    assert_one_error_line(no_file, 1, "no such file 'nowhere.py'")
+    assert_one_error_line(no_name, 1, "has no @af.workflow named 'x'")
+    assert_one_error_line(bad_spec, 1, "give MODULE:NAME")
+    assert_one_error_line(in_use, 1, f"cannot listen on 127.0.0.1:{port}")
+    (bad_port,) = cli(["serve", "--port", "70000"])
+    assert bad_port.returncode == 2
+    assert "not a TCP port" in bad_port.stderr

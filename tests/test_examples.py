@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,15 @@ EXPECTED = {
     "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
 }
+#: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
+#: real browser, by tests/test_web_browser.py).
+SERVERS = {"web_chat.py"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "example", [p for p in EXAMPLES if p.name not in SERVERS], ids=lambda p: p.name
+)
 def test_example_runs(example: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(example)],
@@ -33,4 +39,42 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
 
 
 def test_every_example_has_an_expectation() -> None:
-    assert {p.name for p in EXAMPLES} <= set(EXPECTED) | {"__init__.py"}
+    assert {p.name for p in EXAMPLES} <= set(EXPECTED) | SERVERS | {"__init__.py"}
+
+
+@pytest.mark.slow
+def test_web_chat_serves(tmp_path: Path) -> None:
+    """web_chat.py serves its page and API: a POSTed prompt streams its answer as SSE."""
+    import httpx
+
+    example = Path(__file__).parent.parent / "examples" / "web_chat.py"
+    cmd = [sys.executable, str(example), "--port", "0", "--pace", "0.001", "--db", "c.db"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("serving on http://127.0.0.1:"), line
+        base = line.split()[2]
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert "<title>actorflow</title>" in client.get("/").text
+            started = client.post("/workflows/chat", json={"input": "hello"})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            values, events = [], []
+            with client.stream("GET", f"/runs/{run_id}/streams/tokens") as response:
+                event = "message"
+                for text in response.iter_lines():
+                    if text.startswith("event: "):
+                        event = text.removeprefix("event: ")
+                    elif text.startswith("data: "):
+                        events.append(event)
+                        if event == "message":
+                            values.append(json.loads(text.removeprefix("data: "))["value"])
+                        event = "message"
+            assert events[-1] == "end"
+            assert "".join(values).startswith("You asked: 'hello'. Durable streams")
+            assert client.get(f"/runs/{run_id}").json()["status"] == "COMPLETED"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
