@@ -211,8 +211,10 @@ class Subscription:
     _size: int = attrs.field(alias="buffer_size")
     _broker: Broker | None = attrs.field(alias="broker", repr=False)
     _run_id: str | None = attrs.field(alias="run_id", default=None)
-    _buffer: deque[_Entry] = attrs.field(factory=deque, init=False, repr=False)
-    # Absolute index (count of entries ever taken or evicted) of _buffer[0].
+    # Under drop_oldest a deque with maxlen: appending to a full one evicts its head.
+    _buffer: deque[_Entry] = attrs.field(init=False, repr=False)
+    # Absolute index (count of entries ever taken, plus those evicted before
+    # drop_oldest's maxlen deque took over; only marks use it) of _buffer[0].
     _head: int = attrs.field(default=0, init=False, repr=False)
     # Drops are reported on the entry that follows them. _head_drops belong to
     # _buffer[0], _tail_drops to the next entry appended, and _marks holds
@@ -235,6 +237,10 @@ class Subscription:
     _wake_at: int = attrs.field(init=False, repr=False)
     # Whether the broker holds this subscription for its next batched wake-up.
     _deferred: bool = attrs.field(default=False, init=False, repr=False)
+
+    @_buffer.default
+    def _default_buffer(self) -> deque[_Entry]:
+        return deque(maxlen=self._size) if self._overflow == "drop_oldest" else deque()
 
     @_evicts.default
     def _default_evicts(self) -> bool:
@@ -282,7 +288,7 @@ class Subscription:
             buffer_size=self._size,
             buffered=len(self._buffer),
             # Only drop_oldest drops advance the head (they evict it).
-            delivered=self._head - (self._dropped if self._evicts else 0),
+            delivered=self._head,
             dropped=self._dropped,
             unreported_drops=(self._head_drops + self._tail_drops + sum(n for _, n in self._marks)),
             discarded=self._discarded,
@@ -561,20 +567,15 @@ class Publisher:
                         waiter.set()
                         woke = True
             elif sub._evicts:
-                # drop_oldest: evict the head; the drops reported before it, plus
-                # itself, are reported before the next entry instead. (With
-                # buffer=1 that is the arriving entry: _tail_drops is always 0
-                # under drop_oldest.) Inlined: this is what a stalled subscriber
-                # costs its publisher on every publish.
-                buf.popleft()
+                # drop_oldest: the maxlen deque evicts the head; its drops plus
+                # itself are reported before the next entry instead. No marks
+                # exist under drop_oldest (only drop_newest and cancelled block
+                # publishes make them), so every drop belongs to the head.
+                # Inlined: this is what a stalled subscriber costs its
+                # publisher on every publish.
                 buf.append(entry)
-                head = sub._head = sub._head + 1
                 sub._dropped += 1
-                marks = sub._marks
-                if marks and marks[0][0] == head:
-                    sub._head_drops += 1 + marks.popleft()[1]
-                else:
-                    sub._head_drops += 1
+                sub._head_drops += 1
                 if sub._waiter is not None:
                     sub._wake()
             elif not sub._overflowed():
