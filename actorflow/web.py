@@ -166,7 +166,15 @@ def encode_event(item: object) -> bytes:
             f"an SSE event's data cannot be encoded as JSON ({exc}); use msgspec-encodable values"
         ) from None
     # msgspec's JSON has no raw newlines (they are escaped in strings), so the
-    # data is always one `data:` line.
+    # data is always one `data:` line. It may have U+0085, U+2028 and U+2029,
+    # which SSE leaves alone but Python's str.splitlines() (and so clients
+    # reading lines with httpx's aiter_lines) splits on: escape them too.
+    if b"\xc2\x85" in data or b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data:
+        data = (
+            data.replace(b"\xc2\x85", b"\\u0085")
+            .replace(b"\xe2\x80\xa8", b"\\u2028")
+            .replace(b"\xe2\x80\xa9", b"\\u2029")
+        )
     parts.append(b"data: " + data + b"\n\n")
     return b"".join(parts)
 
@@ -300,7 +308,8 @@ def _error_body(exc: BaseException, *, internal: bool = False) -> dict[str, str]
             "type": "InternalError",
             "message": "the server failed while streaming; see its log",
         }
-    return {"type": type(exc).__name__, "message": str(exc)}
+    # The app's own private errors are named without their underscore.
+    return {"type": type(exc).__name__.lstrip("_"), "message": str(exc)}
 
 
 def sse(
@@ -513,27 +522,48 @@ def _int(text: str, what: str) -> int:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge(limit)
+    if declared is not None and declared.isdigit() and int(declared) > limit + _DRAIN:
+        raise _PayloadTooLarge(limit, close=True)
     parts: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge(limit)
-            parts.append(chunk)
+        # Closed at once when the body is too large (not left to the garbage
+        # collector, which trio warns about).
+        async with aclosing(request.stream()) as chunks:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    # Read the rest (up to _DRAIN bytes) and drop it, so the
+                    # connection can carry the client's next request; an
+                    # unread body makes HTTP/1.1 servers (hypercorn) close it.
+                    raise _PayloadTooLarge(limit, close=not await _drain(chunks, _DRAIN))
+                parts.append(chunk)
     except ClientDisconnect:
         raise ValidationError("the client disconnected before sending its whole body") from None
     return b"".join(parts)
 
 
-class _TooLarge(ActorflowError):
-    def __init__(self, limit: int) -> None:
+#: How much of a too-large request body is read and dropped before answering 413.
+_DRAIN = 1 << 20
+
+
+async def _drain(chunks: AsyncIterator[bytes], budget: int) -> bool:
+    """Read and drop ``chunks`` to their end; ``False`` if more than ``budget`` bytes."""
+    async for chunk in chunks:
+        budget -= len(chunk)
+        if budget < 0:
+            return False
+    return True
+
+
+class _PayloadTooLarge(ActorflowError):
+    def __init__(self, limit: int, *, close: bool) -> None:
         super().__init__(
             f"the request body is larger than {limit} bytes; send less, or raise "
             "app(..., max_body=N)"
         )
+        #: The body was left unread: the connection cannot carry another request.
+        self.close = close
 
 
 def _json_response(
@@ -550,7 +580,7 @@ def _json_response(
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (RunNotFound, 404),
     (WorkflowNotFound, 404),
-    (_TooLarge, 413),
+    (_PayloadTooLarge, 413),
     (_TooManyClients, 503),
     (ValidationError, 400),
     (EncodeError, 400),
@@ -559,7 +589,11 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
 
 async def _on_actorflow_error(request: Request, exc: Exception) -> Response:
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 409)
-    return _json_response({"error": _error_body(exc)}, status_code=status)
+    # A body refused before it was all read leaves the rest of it on the wire:
+    # the connection cannot carry another request, so tell the client not to
+    # reuse it (hypercorn closes it; a client that reused it would fail).
+    headers = {"connection": "close"} if getattr(exc, "close", False) else None
+    return _json_response({"error": _error_body(exc)}, status_code=status, headers=headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
