@@ -1,11 +1,16 @@
 """The SQLite journal: one file in WAL mode, one writer thread, group commit.
 
-Layout of a journal file (schema version 1, ``PRAGMA user_version``; the file
+Layout of a journal file (schema version 2, ``PRAGMA user_version``; the file
 is marked as an actorflow journal by ``PRAGMA application_id``):
 
-- ``runs``: one row per run, in start order; RunResumed and RunFinished update it.
+- ``runs``: one row per run, in start order; RunResumed and RunFinished update
+  it, and ``last_record`` is the ``seq`` of its last record.
 - ``records``: every record :meth:`SQLiteJournal.load_history` returns, msgpack
-  encoded, in log order (``seq``), indexed by run.
+  encoded, in log order (``seq``). ``prev`` links each to the previous record of
+  its run, so a run's history is a walk back from ``runs.last_record``. There is
+  no index by run: with many runs interleaving, such an index takes an insert
+  in a different page per run per commit, and those page writes made up most
+  of a commit's cost; the chain costs one updated ``runs`` row per run.
 - ``streams``: per ``(run_id, key)`` an integer id, its length and whether it
   was closed; the length is updated once per stream per batch, not per entry.
 - ``stream_entries``: one row per durable stream entry, clustered by
@@ -65,8 +70,12 @@ __all__ = ("APPLICATION_ID", "SCHEMA_VERSION", "SQLiteJournal", "SQLiteJournalSt
 APPLICATION_ID = 0x41466C77
 """``PRAGMA application_id`` of every actorflow journal (``"AFlw"``)."""
 
-SCHEMA_VERSION = 1
-"""The schema version this actorflow writes, kept in ``PRAGMA user_version``."""
+SCHEMA_VERSION = 2
+"""The schema version this actorflow writes, kept in ``PRAGMA user_version``.
+
+Version 1 files (records indexed by run, no chain) are read as they are and
+upgraded in place when a runtime opens them for writing.
+"""
 
 _MAX_BATCH = 5000
 _MAX_CACHED_STREAMS = 10_000
@@ -91,10 +100,15 @@ CREATE TABLE runs (
     finished_at REAL,
     input BLOB NOT NULL,
     output BLOB,
-    error BLOB
+    error BLOB,
+    last_record INTEGER
 );
-CREATE TABLE records (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, body BLOB NOT NULL);
-CREATE INDEX records_by_run ON records (run_id, seq);
+CREATE TABLE records (
+    seq INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    prev INTEGER
+);
 CREATE TABLE streams (
     id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -115,16 +129,41 @@ CREATE TABLE stream_entries (
 COMMIT;
 """
 
-_INSERT_RECORD = "INSERT INTO records (run_id, body) VALUES (?, ?)"
+_INSERT_RECORDS = "INSERT INTO records (seq, run_id, body, prev) VALUES {rows}"
+_RECORD_COLUMNS = 4
+_SET_LAST_COLUMNS = 2
+_SET_LAST_RECORDS = (
+    "UPDATE runs SET last_record = v.last FROM (SELECT column1 AS run_id, column2 AS last "
+    "FROM (VALUES {rows})) AS v WHERE runs.run_id = v.run_id"
+)
+_LAST_RECORD = "SELECT last_record FROM runs WHERE run_id = ?"
+# A run's records (seq, prev, body), walking its chain back from the record ``?``.
+_CHAIN = (
+    "WITH RECURSIVE chain(seq, prev, body) AS ("
+    "SELECT seq, prev, body FROM records WHERE seq = ? "
+    "UNION ALL SELECT r.seq, r.prev, r.body FROM records AS r JOIN chain ON r.seq = chain.prev)"
+)
+_UPGRADE_FROM_1 = f"""
+BEGIN IMMEDIATE;
+ALTER TABLE runs ADD COLUMN last_record INTEGER;
+ALTER TABLE records ADD COLUMN prev INTEGER;
+UPDATE records SET prev = (
+    SELECT max(r.seq) FROM records AS r WHERE r.run_id = records.run_id AND r.seq < records.seq
+);
+UPDATE runs SET last_record = (SELECT max(seq) FROM records WHERE run_id = runs.run_id);
+DROP INDEX records_by_run;
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+_INSERT_ENTRIES = "INSERT INTO stream_entries VALUES {rows}"
 _ENTRY_COLUMNS = 6  # of stream_entries, inserted in schema order
-_ENTRY_ROW = "(" + ", ".join("?" * _ENTRY_COLUMNS) + ")"
-_MAX_ENTRIES_PER_INSERT = 1024
+_MAX_ROWS_PER_INSERT = 1024
 _GROW_STREAM = "UPDATE streams SET length = ? WHERE id = ?"
 _START_RUN = (
     "INSERT INTO runs (run_id, workflow, status, started_at, input) VALUES (?, ?, 'PENDING', ?, ?) "
     "ON CONFLICT (run_id) DO UPDATE SET workflow = excluded.workflow, status = 'PENDING', "
     "started_at = excluded.started_at, finished_at = NULL, input = excluded.input, "
-    "output = NULL, error = NULL"
+    "output = NULL, error = NULL, last_record = NULL"
 )
 _RESUME_RUN = (
     f"UPDATE runs SET status = 'RUNNING' WHERE run_id = ? AND status NOT IN ({_TERMINAL_SQL})"
@@ -221,6 +260,7 @@ class SQLiteJournal:
     _readers_guard: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     _poller: sqlite3.Connection | None = attrs.field(default=None, init=False, repr=False)
     _data_version: int = attrs.field(default=0, init=False, repr=False)
+    _schema_version: int = attrs.field(default=SCHEMA_VERSION, init=False, repr=False)
     _commits: int = attrs.field(default=0, init=False, repr=False)
     _records: int = attrs.field(default=0, init=False, repr=False)
     _largest_batch: int = attrs.field(default=0, init=False, repr=False)
@@ -313,8 +353,9 @@ class SQLiteJournal:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection, exists: bool) -> None:
+        version = SCHEMA_VERSION
         if exists:
-            _check_pragmas(conn, self.path)
+            version = _check_pragmas(conn, self.path)
         else:
             # Created in rollback-journal mode, so the header that marks the file
             # as a journal is in the main file before any WAL exists.
@@ -331,6 +372,14 @@ class SQLiteJournal:
                 "put the journal on a local file system"
             )
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        if version == 1:
+            try:
+                conn.executescript(_UPGRADE_FROM_1)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        self._schema_version = SCHEMA_VERSION
 
     def _open_readonly(self) -> None:
         real = os.path.realpath(self.path)
@@ -342,7 +391,9 @@ class SQLiteJournal:
         self._reader_uri = pathlib.Path(real).as_uri() + "?mode=ro"
         poller = self._connect_reader()
         try:
-            _translate(lambda: _check_pragmas(poller, self.path), f"cannot read {self.path!r}")
+            self._schema_version = _translate(
+                lambda: _check_pragmas(poller, self.path), f"cannot read {self.path!r}"
+            )
             self._data_version = poller.execute("PRAGMA data_version").fetchone()[0]
         except BaseException:
             poller.close()
@@ -545,7 +596,15 @@ class SQLiteJournal:
             info = _get_run(conn, run_id)
             if info is None:
                 return None
-            rows = conn.execute("SELECT body FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
+            if self._schema_version == 1:  # a readonly journal of a file not yet upgraded
+                rows = conn.execute(
+                    "SELECT body FROM records WHERE run_id = ? ORDER BY seq", (run_id,)
+                )
+            else:
+                rows = conn.execute(
+                    f"{_CHAIN} SELECT body FROM chain ORDER BY seq",
+                    (conn.execute(_LAST_RECORD, (run_id,)).fetchone()[0],),
+                )
             records = [record_decoder.decode(body) for (body,) in rows]
             lengths = conn.execute(
                 "SELECT key, length FROM streams WHERE run_id = ? AND length > 0", (run_id,)
@@ -669,10 +728,15 @@ def _check_header(path: str, real: str) -> bool:
     return True
 
 
-def _check_pragmas(conn: sqlite3.Connection, path: str) -> None:
-    """Check the identity again through SQLite: the header in the file may lag the WAL."""
+def _check_pragmas(conn: sqlite3.Connection, path: str) -> int:
+    """Check the identity again through SQLite (the header in the file may lag the WAL).
+
+    Returns the schema version.
+    """
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    _check_identity(path, app_id, conn.execute("PRAGMA user_version").fetchone()[0])
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    _check_identity(path, app_id, version)
+    return version
 
 
 def _check_identity(path: str, app_id: int, version: int) -> None:
@@ -710,15 +774,56 @@ def _notify(call_soon: CallSoon, fn: Callable[..., object], *args: Any) -> None:
 
 
 @attrs.define(eq=False)
+class _RowInserter:
+    """Runs a statement over many rows at once: ``INSERT ... VALUES (...), (...), ...``.
+
+    Statements hold up to ``_MAX_ROWS_PER_INSERT`` rows, then halving sizes
+    for the rest, so every statement text is cached. ``executemany`` would
+    release and re-acquire the GIL around every row's ``sqlite3_step``, and
+    while the event loop's thread is busy each re-acquisition can wait for a
+    whole switch interval; one statement per batch waits once.
+    """
+
+    execute: Callable[..., Any]
+    columns: int
+    max_rows: int
+    sql: dict[int, str]
+
+    @classmethod
+    def create(cls, conn: sqlite3.Connection, template: str, columns: int) -> _RowInserter:
+        """``template`` has ``{rows}`` where the ``(?, ?, ...), ...`` rows go."""
+        limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // columns
+        rows = 1
+        while rows * 2 <= min(limit, _MAX_ROWS_PER_INSERT):
+            rows *= 2
+        row = "(" + ", ".join("?" * columns) + ")"
+        sql, size = {}, rows
+        while size:
+            sql[size] = template.format(rows=", ".join([row] * size))
+            size //= 2
+        return cls(conn.execute, columns, rows, sql)
+
+    def insert(self, values: list[Any]) -> None:
+        """Insert rows given as one flat list of column values, in order."""
+        execute, sql, columns = self.execute, self.sql, self.columns
+        rows, start, size = len(values) // columns, 0, self.max_rows
+        while rows:
+            while size > rows:
+                size //= 2
+            stop = start + size * columns
+            execute(sql[size], values[start:stop])
+            start, rows = stop, rows - size
+
+
+@attrs.define(eq=False)
 class _BatchWriter:
     """The writer thread's side: writes a batch in one transaction.
 
-    Stream entries, the bulk of most batches, are inserted with multi-row
-    ``INSERT ... VALUES (...), (...), ...`` statements of up to
-    ``_MAX_ENTRIES_PER_INSERT`` rows (then halving sizes for the rest, so every
-    statement text is cached): ``executemany`` would release and re-acquire the
-    GIL around every row's ``sqlite3_step``, and while the event loop's thread
-    is busy each re-acquisition can wait for a whole switch interval.
+    Records and stream entries are inserted by :class:`_RowInserter`, a few
+    statements per batch rather than one per row. The writer numbers records
+    itself (``seq``), so it can link each to the previous record of its run
+    (``prev``) before inserting it; the last ``seq`` of recently written runs
+    is cached, and ``runs.last_record`` is updated once per run per batch.
 
     Stream entries are keyed by a small integer stream id rather than by
     ``(run_id, key)``: binding and comparing two texts per entry would halve
@@ -727,19 +832,24 @@ class _BatchWriter:
 
     conn: sqlite3.Connection
     stream_ids: dict[tuple[str, str], int] = attrs.field(factory=dict)
-    max_rows: int = attrs.field(init=False)
-    insert_sql: dict[int, str] = attrs.field(init=False)
+    last_records: dict[str, int | None] = attrs.field(factory=dict)
+    records: _RowInserter = attrs.field(init=False)
+    entries: _RowInserter = attrs.field(init=False)
+    set_last: _RowInserter = attrs.field(init=False)
+    next_seq: int = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ENTRY_COLUMNS
-        rows = 1
-        while rows * 2 <= min(limit, _MAX_ENTRIES_PER_INSERT):
-            rows *= 2
-        self.max_rows, self.insert_sql = rows, {}
-        while rows:
-            sql = "INSERT INTO stream_entries VALUES " + ", ".join([_ENTRY_ROW] * rows)
-            self.insert_sql[rows] = sql
-            rows //= 2
+        conn = self.conn
+        self.records = _RowInserter.create(conn, _INSERT_RECORDS, _RECORD_COLUMNS)
+        self.entries = _RowInserter.create(conn, _INSERT_ENTRIES, _ENTRY_COLUMNS)
+        self.set_last = _RowInserter.create(conn, _SET_LAST_RECORDS, _SET_LAST_COLUMNS)
+        self.next_seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM records").fetchone()[0]
+
+    def last_record(self, run_id: str) -> int | None:
+        """The ``seq`` of the last record of ``run_id`` written so far (None: none)."""
+        row = self.conn.execute(_LAST_RECORD, (run_id,)).fetchone()
+        last = self.last_records[run_id] = None if row is None else row[0]
+        return last
 
     def stream_id(self, run_id: str, key: str) -> int:
         if len(self.stream_ids) >= _MAX_CACHED_STREAMS:
@@ -755,20 +865,14 @@ class _BatchWriter:
         self.stream_ids[run_id, key] = row[0]
         return int(row[0])
 
-    def insert_entries(self, values: list[Any]) -> None:
-        """Insert stream entries given as one flat list of column values."""
-        execute, sql = self.conn.execute, self.insert_sql
-        rows, start, size = len(values) // _ENTRY_COLUMNS, 0, self.max_rows
-        while rows:
-            while size > rows:
-                size //= 2
-            stop = start + size * _ENTRY_COLUMNS
-            execute(sql[size], values[start:stop])
-            start, rows = stop, rows - size
-
     def write(self, batch: _Batch) -> None:
-        conn, ids = self.conn, self.stream_ids
-        records: list[tuple[str, bytes]] = []
+        conn, ids, last_records = self.conn, self.stream_ids, self.last_records
+        if len(last_records) >= _MAX_CACHED_STREAMS:
+            last_records.clear()
+        records: list[Any] = []  # seq, run_id, body, prev, seq, run_id, ...
+        add_record = records.extend
+        seq = self.next_seq
+        touched: dict[str, int] = {}  # run id -> the seq of its last record in this batch
         entries: list[Any] = []
         add_entry = entries.extend
         lengths: dict[int, int] = {}  # stream id -> its new length (offsets are contiguous)
@@ -803,10 +907,17 @@ class _BatchWriter:
                 # A start resets the run's records (as MemoryJournal does): write the
                 # ones queued before it first, so the DELETE sees them.
                 if records:
-                    conn.executemany(_INSERT_RECORD, records)
+                    self.records.insert(records)
                     records.clear()
-                conn.execute(_START_RUN, (record.run_id, record.workflow, record.at, record.input))
-                conn.execute("DELETE FROM records WHERE run_id = ?", (record.run_id,))
+                run_id = record.run_id
+                last = last_records[run_id] if run_id in last_records else self.last_record(run_id)
+                conn.execute(_START_RUN, (run_id, record.workflow, record.at, record.input))
+                if last is not None:
+                    conn.execute(
+                        f"DELETE FROM records WHERE seq IN ({_CHAIN} SELECT seq FROM chain)",
+                        (last,),
+                    )
+                last_records[run_id] = None
             elif kind is RunResumed:
                 conn.execute(_RESUME_RUN, (record.run_id,))
             elif kind is RunFinished:
@@ -819,16 +930,23 @@ class _BatchWriter:
                 record = cast(StreamClose, record)
                 run_id, key = record.run_id, record.key
                 closes.append((ids.get((run_id, key)) or self.stream_id(run_id, key),))
-            records.append((record.run_id, encode(record)))
+            run_id = record.run_id
+            prev = last_records[run_id] if run_id in last_records else self.last_record(run_id)
+            add_record((seq, run_id, encode(record), prev))
+            last_records[run_id] = touched[run_id] = seq
+            seq += 1
         if records:
-            conn.executemany(_INSERT_RECORD, records)
+            self.records.insert(records)
+        if touched:
+            self.set_last.insert([v for item in touched.items() for v in item])
         if entries:
-            self.insert_entries(entries)
+            self.entries.insert(entries)
         if lengths:
             conn.executemany(_GROW_STREAM, [(n, sid) for sid, n in lengths.items()])
         if closes:
             conn.executemany("UPDATE streams SET closed = 1 WHERE id = ?", closes)
         conn.execute("COMMIT")
+        self.next_seq = seq
 
 
 def _is_terminal(conn: sqlite3.Connection, run_id: str) -> bool:

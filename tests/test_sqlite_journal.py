@@ -27,7 +27,7 @@ from actorflow._records import (
     StreamClose,
     StreamWrite,
 )
-from actorflow._sqlite_journal import APPLICATION_ID, SQLiteJournal
+from actorflow._sqlite_journal import APPLICATION_ID, SCHEMA_VERSION, SQLiteJournal
 
 BOOM = ErrorInfo("ValueError", "boom", "Traceback ...")
 
@@ -105,6 +105,57 @@ async def test_round_trip_of_every_record_kind_agrees_with_memory(tmp_path: Path
     ]
     assert page.closed  # the run ended
     await journal.close()
+
+
+def _downgrade_to_version_1(path: Path) -> None:
+    """Rewrite a journal in the layout of schema version 1: records indexed by run, no chain."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(
+        """
+        ALTER TABLE runs DROP COLUMN last_record;
+        ALTER TABLE records DROP COLUMN prev;
+        CREATE INDEX records_by_run ON records (run_id, seq);
+        PRAGMA user_version = 1;
+        """
+    )
+    conn.close()
+
+
+async def test_a_version_1_journal_is_read_then_upgraded_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    # Interleaved runs, and a run started again under the same id (its records reset).
+    records = [*every_kind("r1")[:3], *every_kind("r2")[:5], *every_kind("r1")[3:]]
+    records += [*every_kind("r3")[:4], RunStarted("r3", workflow="wf", input=b"\xc0", at=6.0)]
+    memory = af.MemoryJournal()
+    await memory.open()
+    await fill(memory, records)
+    expected = await snapshot(memory, ["r1", "r2", "r3"])
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, records)
+    await journal.close()
+    _downgrade_to_version_1(path)
+
+    reader = SQLiteJournal(path, readonly=True)
+    await reader.open()
+    assert await snapshot(reader, ["r1", "r2", "r3"]) == expected
+    await reader.close()
+
+    writer = SQLiteJournal(path)
+    await writer.open()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall() == [
+            ("sqlite_autoindex_runs_1",),
+            ("sqlite_autoindex_streams_1",),
+        ]
+    conn.close()
+    assert await snapshot(writer, ["r1", "r2", "r3"]) == expected
+    more = every_kind("r2")[5:]
+    await fill(writer, more)
+    await fill(memory, more)
+    assert await snapshot(writer, ["r1", "r2", "r3"]) == await snapshot(memory, ["r1", "r2", "r3"])
+    await writer.close()
 
 
 async def test_data_survives_reopen(tmp_path: Path) -> None:
@@ -295,7 +346,7 @@ async def test_missing_and_empty_files_become_journals(tmp_path: Path) -> None:
         await journal.close()
         with sqlite3.connect(tmp_path / name) as conn:
             assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.close()
 
@@ -349,11 +400,13 @@ async def test_a_journal_from_a_newer_version_is_refused_untouched(tmp_path: Pat
     await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
     await journal.close()
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     before = path.read_bytes()
     for readonly in (False, True):
-        with pytest.raises(af.JournalError, match=r"newer actorflow.*version 2"):
+        with pytest.raises(
+            af.JournalError, match=rf"newer actorflow.*version {SCHEMA_VERSION + 1}"
+        ):
             await SQLiteJournal(path, readonly=readonly).open()
     assert path.read_bytes() == before
 
