@@ -234,11 +234,17 @@ class RunActor:
         """Run ``step`` as a child actor of this run, or return what the journal recorded."""
         return await self.prepare_step(step, input)()
 
-    def prepare_step(self, step: Step[Any, Any], input: Any) -> Callable[[], Awaitable[Any]]:
+    def prepare_step(
+        self, step: Step[Any, Any], input: Any, *, wait_commit: bool = True
+    ) -> Callable[[], Awaitable[Any]]:
         """Claim the next position for ``step`` now; return what runs (or replays) it.
 
         Claiming is synchronous so that concurrent steps (``ctx.gather``) get
         their positions in call order, whatever order their tasks start in.
+        With ``wait_commit=False`` the step returns once its completion is
+        queued, not committed: the caller must ``commit()`` before anything
+        that depends on the output becomes visible (graph supersteps do, once
+        per superstep).
         """
         if not isinstance(step, Step):
             raise ValidationError(f"ctx.step() takes an @af.step function, not {step!r}")
@@ -266,7 +272,7 @@ class RunActor:
                 raise failed
 
             return replay_failure
-        return StepActor(self, step, input, position, step_id, record).run
+        return StepActor(self, step, input, position, step_id, record, wait_commit).run
 
     async def put_stream(self, step_id: str, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.<step_id>``."""
@@ -427,6 +433,7 @@ class StepActor:
     position: int
     step_id: str
     record: StepRecord | None
+    wait_commit: bool = True
 
     async def run(self) -> Any:
         """Run attempts until one succeeds or retries are exhausted; return the output.
@@ -468,9 +475,11 @@ class StepActor:
                 await anyio.sleep(step.backoff.delay(failures))
                 continue
             data = encode_value(output, f"the output of step {self.step_id!r}")
-            await run.commit(
-                run.append(StepCompleted(run.run_id, self.position, attempt, data, time.time()))
+            ticket = run.append(
+                StepCompleted(run.run_id, self.position, attempt, data, time.time())
             )
+            if self.wait_commit:
+                await run.commit(ticket)
             return output
 
     async def _attempt(self, ctx: StepContext | ThreadStepContext) -> Any:

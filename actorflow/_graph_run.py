@@ -295,10 +295,7 @@ async def _run_superstep(
             for node in pending
         ]
         try:
-            if len(calls) == 1:
-                outs: list[NodeOutput] = [await ctx.step(*calls[0])]
-            else:
-                outs = await ctx.gather(*calls)
+            outs = await _run_nodes(ctx, calls)
         except StepFailed as exc:
             if exc.error_type == "actorflow.GraphError":
                 raise GraphError(exc.error_message) from exc
@@ -313,6 +310,33 @@ async def _run_superstep(
                 waiting.append(node)
         pending = waiting
     return [(node, done[node]) for node in active]
+
+
+async def _run_nodes(ctx: WorkflowContext, calls: list[tuple[Any, NodeInput]]) -> list[NodeOutput]:
+    """Run node steps concurrently (positions in call order); raise the first failure.
+
+    Unlike ``ctx.gather``, a node's step does not wait for its completion to
+    be committed: the superstep waits once for all of them (see ``run_graph``).
+    """
+    run = ctx._run
+    runners = [run.prepare_step(step, input, wait_commit=False) for step, input in calls]
+    if len(runners) == 1:
+        return [await runners[0]()]
+    results: list[Any] = [None] * len(runners)
+    failures: dict[int, Exception] = {}
+
+    async def run_one(i: int) -> None:
+        try:
+            results[i] = await runners[i]()
+        except Exception as exc:
+            failures[i] = exc
+
+    async with anyio.create_task_group() as tg:
+        for i in range(len(runners)):
+            tg.start_soon(run_one, i)
+    if failures:
+        raise failures[min(failures)]
+    return results
 
 
 def _body_write(ctx: WorkflowContext, key: str, value: object) -> None:
@@ -343,6 +367,10 @@ async def run_graph(graph: CompiledGraph, ctx: WorkflowContext, input: Any) -> d
         # one SQLite commit of three records (step started, step completed, this).
         completed = [(node, output.updates) for node, output in outputs]
         _body_write(ctx, RESULTS_STREAM, ("superstep", superstep, completed, state))
+        # The nodes' completions were only queued: the superstep is durable, and
+        # the next one may depend on it, once this commit returns. One wait per
+        # superstep, not one per node.
+        await ctx.flush()
         active = _next_active(graph, outputs)
         superstep += 1
     _body_write(ctx, RESULTS_STREAM, ("end", superstep, state))
