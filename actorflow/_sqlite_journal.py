@@ -937,7 +937,10 @@ class _BatchWriter:
             seq += 1
         if records:
             self.records.insert(records)
-        if touched:
+        if len(touched) == 1:  # the common case of a lone run: skip the VALUES table
+            ((run_id, last),) = touched.items()
+            conn.execute("UPDATE runs SET last_record = ? WHERE run_id = ?", (last, run_id))
+        elif touched:
             self.set_last.insert([v for item in touched.items() for v in item])
         if entries:
             self.entries.insert(entries)
