@@ -62,10 +62,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-import anyio.abc
 import attrs
 import msgspec
 import sniffio
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._actors import validate_key
 from ._broker import Message, Subscription
@@ -130,16 +130,18 @@ def encode_event(item: object) -> bytes:
         EncodeError: the value is not msgspec-encodable.
     """
     if isinstance(item, StreamEntry):
-        item = Event(
+        # Every durable-stream event comes here, once per client: built
+        # directly, without an Event and the general path, it costs about half.
+        data = _data(
             {
                 "offset": item.offset,
                 "value": item.value,
                 "step_id": item.step_id,
                 "attempt": item.attempt,
-            },
-            id=item.offset,
+            }
         )
-    elif isinstance(item, Message):
+        return b"id: %d\ndata: %s\n\n" % (item.offset, data)
+    if isinstance(item, Message):
         item = Event(
             {
                 "subject": item.subject,
@@ -159,8 +161,14 @@ def encode_event(item: object) -> bytes:
         parts.append(b"id: " + _field(str(item.id), "id").encode() + b"\n")
     if item.retry is not None:
         parts.append(b"retry: %d\n" % item.retry)
+    parts.append(b"data: " + _data(item.data) + b"\n\n")
+    return b"".join(parts)
+
+
+def _data(value: object) -> bytes:
+    """``value`` as JSON on one line, for an event's ``data:`` field."""
     try:
-        data = _json.encode(item.data)
+        data = _json.encode(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(
             f"an SSE event's data cannot be encoded as JSON ({exc}); use msgspec-encodable values"
@@ -175,8 +183,7 @@ def encode_event(item: object) -> bytes:
             .replace(b"\xe2\x80\xa8", b"\\u2028")
             .replace(b"\xe2\x80\xa9", b"\\u2029")
         )
-    parts.append(b"data: " + data + b"\n\n")
-    return b"".join(parts)
+    return data
 
 
 def _field(text: str, what: str) -> str:
@@ -272,12 +279,20 @@ class EventSourceResponse(Response):
                 pass
             tg.cancel_scope.cancel()
 
-    async def _pump(self, chunks: anyio.abc.ObjectSendStream[bytes]) -> None:
+    async def _pump(self, chunks: MemoryObjectSendStream[bytes]) -> None:
         async with chunks:
             events = self.events
             try:
                 async for item in events:
-                    await chunks.send(encode_event(item))
+                    chunk = encode_event(item)
+                    # send() checkpoints, so the reader would wake for every
+                    # event and write each to the socket alone. Queue without a
+                    # task switch while there is room: a journal page's events
+                    # then go out in one write (batches of up to _BATCH).
+                    try:
+                        chunks.send_nowait(chunk)
+                    except anyio.WouldBlock:
+                        await chunks.send(chunk)
             except ActorflowError as exc:
                 await chunks.send(_error_event(exc))
             except Exception as exc:
