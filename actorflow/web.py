@@ -623,7 +623,8 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 async def _on_internal_error(request: Request, exc: Exception) -> Response:
     # Starlette logs the traceback; the client gets none.
-    return _json_response({"error": _error_body(exc, internal=True)}, status_code=500)
+    body = {"type": "InternalError", "message": "the server failed; see its log"}
+    return _json_response({"error": body}, status_code=500)
 
 
 def app(

@@ -674,10 +674,7 @@ async def test_an_unexpected_error_is_a_500_with_no_details(
         response = await s.client.get("/runs/done")
     assert response.status_code == 500
     assert response.json() == {
-        "error": {
-            "type": "InternalError",
-            "message": "the server failed while streaming; see its log",
-        }
+        "error": {"type": "InternalError", "message": "the server failed; see its log"}
     }
     assert "secret" not in response.text
 
