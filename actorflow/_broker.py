@@ -61,6 +61,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import attrs
+import msgspec
 
 from ._exceptions import SlowConsumer, ValidationError
 from ._subjects import SubjectIndex, stream_subject, validate_pattern
@@ -120,9 +121,11 @@ _LINGER_PER_SUBSCRIBER = 20e-6
 _MAX_LINGER = 2e-3
 
 
-@attrs.frozen
-class Message:
+class Message(msgspec.Struct, frozen=True):
     """One live-stream message, as a subscriber receives it.
+
+    A frozen msgspec Struct, like every mailbox message: building one costs a
+    seventh of a frozen attrs class's, and one is built per message delivered.
 
     Attributes:
         subject: where it was published: ``stream.<run_id>.<step_id>``.
