@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -13,9 +14,39 @@ if TYPE_CHECKING:
     from ._actors import RunActor, StepActor
     from ._registry import Step
 
-__all__ = ("StepContext", "ThreadStepContext", "WorkflowContext")
+__all__ = ("StepContext", "ThreadStepContext", "WorkflowContext", "run_concurrently")
 
 O = TypeVar("O")  # noqa: E741
+
+
+async def run_concurrently(
+    runners: Sequence[Callable[[], Awaitable[Any]]], *, return_exceptions: bool = False
+) -> list[Any]:
+    """Await prepared steps concurrently; return their outputs in order.
+
+    Every runner runs to its end; then the first failure (in order) is raised,
+    unless ``return_exceptions`` puts the exceptions in the list instead. One
+    runner is awaited directly, with no task of its own.
+    """
+    results: list[Any] = [None] * len(runners)
+    failures: dict[int, Exception] = {}
+
+    async def run(i: int) -> None:
+        try:
+            results[i] = await runners[i]()
+        except Exception as exc:
+            failures[i] = exc
+            results[i] = exc
+
+    if len(runners) == 1:
+        await run(0)
+    else:
+        async with anyio.create_task_group() as tg:
+            for i in range(len(runners)):
+                tg.start_soon(run, i)
+    if failures and not return_exceptions:
+        raise failures[min(failures)]
+    return results
 
 
 class WorkflowContext:
@@ -65,22 +96,7 @@ class WorkflowContext:
             StepFailed: a step exhausted its retries.
         """
         runners = [self._run.prepare_step(step, input) for step, input in calls]
-        results: list[Any] = [None] * len(runners)
-        failures: dict[int, Exception] = {}
-
-        async def run(i: int) -> None:
-            try:
-                results[i] = await runners[i]()
-            except Exception as exc:
-                failures[i] = exc
-                results[i] = exc
-
-        async with anyio.create_task_group() as tg:
-            for i in range(len(runners)):
-                tg.start_soon(run, i)
-        if failures and not return_exceptions:
-            raise failures[min(failures)]
-        return results
+        return await run_concurrently(runners, return_exceptions=return_exceptions)
 
     async def put_stream(self, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.main`` (nothing is stored)."""

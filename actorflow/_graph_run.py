@@ -17,7 +17,7 @@ from ._codec import decode_value, encode_value
 
 # Imported at run time, not only for type checking: the node steps' annotations
 # must resolve, so that recovery decodes recorded outputs as NodeOutput.
-from ._context import StepContext, WorkflowContext
+from ._context import StepContext, WorkflowContext, run_concurrently
 from ._exceptions import GraphError, RunFailed, StepFailed
 from ._graph import END, Command, View
 
@@ -319,24 +319,9 @@ async def _run_nodes(ctx: WorkflowContext, calls: list[tuple[Any, NodeInput]]) -
     be committed: the superstep waits once for all of them (see ``run_graph``).
     """
     run = ctx._run
-    runners = [run.prepare_step(step, input, wait_commit=False) for step, input in calls]
-    if len(runners) == 1:
-        return [await runners[0]()]
-    results: list[Any] = [None] * len(runners)
-    failures: dict[int, Exception] = {}
-
-    async def run_one(i: int) -> None:
-        try:
-            results[i] = await runners[i]()
-        except Exception as exc:
-            failures[i] = exc
-
-    async with anyio.create_task_group() as tg:
-        for i in range(len(runners)):
-            tg.start_soon(run_one, i)
-    if failures:
-        raise failures[min(failures)]
-    return results
+    return await run_concurrently(
+        [run.prepare_step(step, input, wait_commit=False) for step, input in calls]
+    )
 
 
 def _body_write(ctx: WorkflowContext, key: str, value: object) -> None:
