@@ -43,6 +43,7 @@ same body and no traceback. A client that disconnects stops its reader at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import signal
@@ -323,8 +324,7 @@ def _error_body(exc: BaseException, *, internal: bool = False) -> dict[str, str]
             "type": "InternalError",
             "message": "the server failed while streaming; see its log",
         }
-    # The app's own private errors are named without their underscore.
-    return {"type": type(exc).__name__.lstrip("_"), "message": str(exc)}
+    return {"type": type(exc).__name__, "message": str(exc)}
 
 
 def sse(
@@ -383,7 +383,7 @@ class _Api:
 
     def _open_client(self) -> None:
         if self.clients >= self.max_clients:
-            raise _TooManyClients(
+            raise TooManyClients(
                 f"this server already streams to {self.clients} clients (max_clients="
                 f"{self.max_clients}); retry later, or raise app(..., max_clients=N)"
             )
@@ -466,7 +466,7 @@ class _Api:
         body = await _read_body(request, self.max_body)
         try:
             req = msgspec.json.decode(body or b"{}", type=_StartRequest)
-            data = msgspec.convert(req.input, wf.input_type) if wf.input_type is not Any else None
+            data = req.input if wf.input_type is Any else msgspec.convert(req.input, wf.input_type)
         except msgspec.ValidationError as exc:
             raise ValidationError(
                 f"bad request body for workflow {name!r}: {exc}; send JSON "
@@ -474,9 +474,7 @@ class _Api:
             ) from None
         except msgspec.DecodeError as exc:
             raise ValidationError(f"the request body is not valid JSON ({exc})") from None
-        handle = await self.rt.start(
-            wf, req.input if wf.input_type is Any else data, run_id=req.run_id
-        )
+        handle = await self.rt.start(wf, data, run_id=req.run_id)
         run_id = handle.run_id
         return _json_response(
             {
@@ -497,12 +495,20 @@ class _Api:
         return _json_response({"workflows": sorted(self.workflows)})
 
     async def page(self, request: Request) -> Response:
-        html = resources.files("actorflow").joinpath("_web_page.html").read_text("utf-8")
-        return HTMLResponse(html)
+        return HTMLResponse(_page_html())
 
 
-class _TooManyClients(ActorflowError):
-    """The app already streams to ``max_clients`` clients."""
+@functools.cache
+def _page_html() -> str:
+    return resources.files("actorflow").joinpath("_web_page.html").read_text("utf-8")
+
+
+# The app's own refusals. Not exported (only its handlers raise them); their
+# class names are the ``type`` of the JSON error bodies clients see.
+
+
+class TooManyClients(ActorflowError):
+    """The app already streams to ``max_clients`` clients (503)."""
 
 
 def _status_body(info: RunInfo, *, brief: bool = False) -> dict[str, Any]:
@@ -538,7 +544,7 @@ def _int(text: str, what: str) -> int:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + _DRAIN:
-        raise _PayloadTooLarge(limit, close=True)
+        raise PayloadTooLarge(limit, close=True)
     parts: list[bytes] = []
     size = 0
     try:
@@ -551,7 +557,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
                     # Read the rest (up to _DRAIN bytes) and drop it, so the
                     # connection can carry the client's next request; an
                     # unread body makes HTTP/1.1 servers (hypercorn) close it.
-                    raise _PayloadTooLarge(limit, close=not await _drain(chunks, _DRAIN))
+                    raise PayloadTooLarge(limit, close=not await _drain(chunks, _DRAIN))
                 parts.append(chunk)
     except ClientDisconnect:
         raise ValidationError("the client disconnected before sending its whole body") from None
@@ -571,7 +577,9 @@ async def _drain(chunks: AsyncIterator[bytes], budget: int) -> bool:
     return True
 
 
-class _PayloadTooLarge(ActorflowError):
+class PayloadTooLarge(ActorflowError):
+    """A request body over ``max_body`` (413)."""
+
     def __init__(self, limit: int, *, close: bool) -> None:
         super().__init__(
             f"the request body is larger than {limit} bytes; send less, or raise "
@@ -595,8 +603,8 @@ def _json_response(
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (RunNotFound, 404),
     (WorkflowNotFound, 404),
-    (_PayloadTooLarge, 413),
-    (_TooManyClients, 503),
+    (PayloadTooLarge, 413),
+    (TooManyClients, 503),
     (ValidationError, 400),
     (EncodeError, 400),
 )
