@@ -208,15 +208,17 @@ def _parser() -> _Parser:
 # -- reading a journal -------------------------------------------------------------
 
 
+async def _readonly(db: str, hint: str) -> SQLiteJournal:
+    """A read-only journal over ``db`` (not opened yet); ``hint`` says how to get one."""
+    if not await anyio.Path(db).exists():
+        raise JournalError(f"no journal at {db!r} (no such file); pass --db PATH, {hint}")
+    return SQLiteJournal(db, readonly=True)
+
+
 @contextlib.asynccontextmanager
 async def _reading(db: str) -> AsyncIterator[SQLiteJournal]:
     """Open ``db`` read-only: no lock, no file created; a missing file is an error."""
-    if not await anyio.Path(db).exists():
-        raise JournalError(
-            f"no journal at {db!r} (no such file); pass --db PATH, "
-            "or run `actorflow demo` to create one"
-        )
-    journal = SQLiteJournal(db, readonly=True)
+    journal = await _readonly(db, "or run `actorflow demo` to create one")
     await journal.open()
     try:
         yield journal
@@ -595,12 +597,9 @@ async def _serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
         journal = SQLiteJournal(args.db)
         mode = "workflows " + ", ".join(wf.name for wf in workflows)
     else:
-        if not await anyio.Path(args.db).exists():
-            raise JournalError(
-                f"no journal at {args.db!r} (no such file); pass --db PATH, or --workflow "
-                "MODULE:NAME to serve a workflow (that creates the journal)"
-            )
-        journal = SQLiteJournal(args.db, readonly=True)
+        journal = await _readonly(
+            args.db, "or --workflow MODULE:NAME to serve a workflow (that creates the journal)"
+        )
         mode = "read-only"
     async with Runtime(journal) as rt:
 
