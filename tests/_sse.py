@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -39,64 +39,105 @@ class Retry:
     ms: int
 
 
+class Parser:
+    """The WHATWG event-stream parser, one line (without its line ending) at a time."""
+
+    def __init__(self) -> None:
+        self.event, self.last_id, self.seen = "", None, False
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> SSEvent | Comment | Retry | None:
+        """What ``line`` completes: an event (at a blank line), a comment, a retry, or nothing.
+
+        An event cut off before its blank line (the connection ended
+        mid-event) is never returned, as browsers drop it.
+        """
+        if not line:
+            done = SSEvent(self.event or "message", "\n".join(self.data), self.last_id)
+            dispatch = self.seen and self.data
+            self.event, self.data, self.seen = "", [], False
+            return done if dispatch else None
+        if line.startswith(":"):
+            return Comment(line[1:].strip())
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        self.seen = True
+        if name == "event":
+            self.event = value
+        elif name == "data":
+            self.data.append(value)
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
+        elif name == "retry" and value.isdigit():
+            return Retry(int(value))
+        return None
+
+
 async def parse(
     lines: AsyncGenerator[str, None],
 ) -> AsyncGenerator[SSEvent | Comment | Retry, None]:
     """Parse event-stream lines (without their line endings) into events, comments and retries.
 
-    An event is dispatched at a blank line; one that is cut off before it (the
-    connection ended mid-event) is dropped, as browsers do. Closes ``lines``.
+    Closes ``lines``.
     """
-    event, last_id, seen = "", None, False
-    data: list[str] = []
+    parser = Parser()
     async with aclosing(lines):
         async for line in lines:
-            if not line:
-                if seen and data:
-                    yield SSEvent(event or "message", "\n".join(data), last_id)
-                event, data, seen = "", [], False
-                continue
-            if line.startswith(":"):
-                yield Comment(line[1:].strip())
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            seen = True
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-            elif name == "id" and "\0" not in value:
-                last_id = value
-            elif name == "retry" and value.isdigit():
-                yield Retry(int(value))
+            item = parser.feed(line)
+            if item is not None:
+                yield item
 
 
 _EOL = re.compile(r"\r\n|\r|\n")
 
 
-async def lines(response: httpx.Response) -> AsyncGenerator[str, None]:
-    """The lines of an event stream: split on CRLF, CR or LF only, as browsers do.
+class LineSplitter:
+    """Splits event-stream bytes into lines on CRLF, CR or LF only, as browsers do.
 
     (Not httpx's ``aiter_lines``, which splits like ``str.splitlines`` on more.)
     """
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    pending = ""
-    first = True
-    async for chunk in response.aiter_bytes():
-        text = decoder.decode(chunk)
-        if first and text:
-            text, first = text.removeprefix("\ufeff"), False
-        pending += text
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.pending = ""
+        self.first = True
+
+    def feed(self, chunk: bytes) -> list[str]:
+        text = self.decoder.decode(chunk)
+        if self.first and text:
+            text, self.first = text.removeprefix("\ufeff"), False
+        pending = self.pending + text
         # A CR at the end may be the first half of a CRLF: keep it for later.
         head, tail = (pending[:-1], "\r") if pending.endswith("\r") else (pending, "")
         parts = _EOL.split(head)
-        pending = parts.pop() + tail
-        for line in parts:
+        self.pending = parts.pop() + tail
+        return parts
+
+    def end(self) -> list[str]:
+        # Anything left but a CR is a line cut off by the end of the stream: dropped.
+        return [self.pending[:-1]] if self.pending.endswith("\r") else []
+
+
+async def lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The lines of an event stream (see :class:`LineSplitter`)."""
+    splitter = LineSplitter()
+    async for chunk in response.aiter_bytes():
+        for line in splitter.feed(chunk):
             yield line
-    if pending.endswith("\r"):
-        yield pending[:-1]
-    # Anything else left is a line cut off by the end of the stream: dropped.
+    for line in splitter.end():
+        yield line
+
+
+def iter_events(response: httpx.Response) -> Iterator[SSEvent]:
+    """The events of a streaming response of a sync ``httpx.Client``, without the rest."""
+    splitter, parser = LineSplitter(), Parser()
+    for chunk in response.iter_bytes():
+        for line in splitter.feed(chunk):
+            if isinstance(item := parser.feed(line), SSEvent):
+                yield item
+    for line in splitter.end():
+        if isinstance(item := parser.feed(line), SSEvent):
+            yield item
 
 
 async def events(response: httpx.Response) -> AsyncGenerator[SSEvent, None]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _sse import iter_events
 
 pytestmark = pytest.mark.slow
 
@@ -373,13 +374,7 @@ def _serving(lines: Lines) -> str:
 
 def _sse(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
     """(event, data) pairs of a text/event-stream response."""
-    event = "message"
-    for text in response.iter_lines():
-        if text.startswith("event: "):
-            event = text.removeprefix("event: ")
-        elif text.startswith("data: "):
-            yield event, json.loads(text.removeprefix("data: "))
-            event = "message"
+    return ((ev.event, ev.json()) for ev in iter_events(response))
 
 
 def test_serve_streams_a_journal_that_another_process_writes(tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _sse import iter_events
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 EXPECTED = {
@@ -60,18 +60,10 @@ def test_web_chat_serves(tmp_path: Path) -> None:
             started = client.post("/workflows/chat", json={"input": "hello"})
             assert started.status_code == 202, started.text
             run_id = started.json()["run_id"]
-            values, events = [], []
             with client.stream("GET", f"/runs/{run_id}/streams/tokens") as response:
-                event = "message"
-                for text in response.iter_lines():
-                    if text.startswith("event: "):
-                        event = text.removeprefix("event: ")
-                    elif text.startswith("data: "):
-                        events.append(event)
-                        if event == "message":
-                            values.append(json.loads(text.removeprefix("data: "))["value"])
-                        event = "message"
-            assert events[-1] == "end"
+                events = list(iter_events(response))
+            values = [ev.json()["value"] for ev in events if ev.event == "message"]
+            assert events[-1].event == "end"
             assert "".join(values).startswith("You asked: 'hello'. Durable streams")
             assert client.get(f"/runs/{run_id}").json()["status"] == "COMPLETED"
     finally:
