@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import pytest
+from _gates import fresh_gates  # noqa: F401 (autouse: every test starts with no gates)
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
+from _gates import gate, open_gate, wait_reached
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actorflow as af
-
-# Gates a test opens to let a step or body go on, by run id; events it waits on.
-gates: dict[str, anyio.Event] = {}
-reached: dict[str, anyio.Event] = {}
-
-
-async def gate(name: str) -> None:
-    reached.setdefault(name, anyio.Event()).set()
-    await gates.setdefault(name, anyio.Event()).wait()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_gates() -> Iterator[None]:
-    gates.clear()
-    reached.clear()
-    yield
-    gates.clear()
-    reached.clear()
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -108,12 +91,12 @@ async def test_readers_before_during_and_after_the_run_see_the_same_entries(
             )
 
         tg.start_soon(read, "before")  # the run has written nothing yet
-        await reached.setdefault("bda", anyio.Event()).wait()  # 25 entries committed
+        await wait_reached("bda")  # 25 entries committed
         assert [v async for v in _first(handle.read_stream("out"), 25)] == list(range(25))
         tg.start_soon(read, "during")
         tg.start_soon(read, "during-from-20", 20)
         await anyio.sleep(0.01)
-        gates.setdefault("bda", anyio.Event()).set()
+        open_gate("bda")
         assert await handle.result() == 40
         await read("after")
         await read("after-from-38", 38)
@@ -186,12 +169,12 @@ async def test_a_retried_attempt_appends_after_the_failed_one(journal: af.Journa
 async def test_flush_commits_what_a_step_queued(journal: af.Journal) -> None:
     async with af.Runtime(journal) as rt:
         handle = await rt.start(producer, {"n": 10, "pause": 6}, run_id="flush")
-        await reached.setdefault("flush", anyio.Event()).wait()
+        await wait_reached("flush")
         # The step flushed and waits: its six writes are committed, and readable.
         page = await rt.journal.read_stream("flush", "out")
         assert [e.value for e in page.entries] == list(range(6))
         assert not page.closed
-        gates.setdefault("flush", anyio.Event()).set()
+        open_gate("flush")
         await handle.result()
 
 
@@ -230,7 +213,7 @@ async def test_a_cancelled_run_closes_its_open_streams(journal: af.Journal) -> N
                 seen.append(value)
 
         tg.start_soon(follow)
-        await reached.setdefault("cancelled", anyio.Event()).wait()
+        await wait_reached("cancelled")
         await handle.cancel()  # returns once the run has ended
         assert await handle.status() is af.RunStatus.CANCELLED
     assert seen == [0, 1, 2]  # the follower ended with the run
@@ -250,11 +233,11 @@ async def test_readers_stop_at_close_while_the_run_goes_on(journal: af.Journal) 
 
     async with af.Runtime(journal) as rt:
         handle = await rt.start(closes_early, run_id="early")
-        await reached.setdefault("early", anyio.Event()).wait()
+        await wait_reached("early")
         with anyio.fail_after(5):  # the close is queued, not flushed: the reader waits for it
             assert await collect(handle.read_stream("early")) == ["only"]
         assert await handle.status() is af.RunStatus.RUNNING
-        gates.setdefault("early", anyio.Event()).set()
+        open_gate("early")
         assert await handle.result() == "done"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import anyio.abc
 import httpx
 import pytest
 import sniffio
+from _gates import gate, open_gate, wait_reached
 from _sse import Comment, Retry, SSEvent, events, lines, parse, read_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,34 +39,6 @@ pytestmark = pytest.mark.filterwarnings(
     # purpose) leaves them to the garbage collector, which trio warns about.
     r"ignore:Async generator 'http(x|core)\.:ResourceWarning"
 )
-
-# Gates a step waits on, by run id; the test opens them.
-gates: dict[str, anyio.Event] = {}
-reached: dict[str, anyio.Event] = {}
-
-
-async def gate(name: str) -> None:
-    reached.setdefault(name, anyio.Event()).set()
-    await gates.setdefault(name, anyio.Event()).wait()
-
-
-def open_gate(name: str) -> None:
-    gates.setdefault(name, anyio.Event()).set()
-
-
-async def wait_reached(name: str) -> None:
-    with anyio.fail_after(10):
-        await reached.setdefault(name, anyio.Event()).wait()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_gates() -> Iterator[None]:
-    gates.clear()
-    reached.clear()
-    yield
-    gates.clear()
-    reached.clear()
-
 
 # -- workflows -----------------------------------------------------------------------
 
