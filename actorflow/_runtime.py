@@ -73,6 +73,7 @@ class Runtime:
     _tg: anyio.abc.TaskGroup | None
     _tg_cm: Any
     _actors: dict[str, RunActor]
+    _starts: int  # starts committed: a read of a run that misses one is read again
     _stream_readers: StreamReaders
 
     def __init__(self, journal: Journal | str | os.PathLike[str] | None = None) -> None:
@@ -81,6 +82,7 @@ class Runtime:
         self._tg = None
         self._tg_cm = None
         self._actors = {}
+        self._starts = 0
         self._stream_readers = StreamReaders(self.journal)
 
     def __repr__(self) -> str:
@@ -177,10 +179,15 @@ class Runtime:
                 raise ValidationError(
                     f"invalid run_id {run_id!r}: use 1 to 128 letters, digits, '_' or '-'"
                 )
-            info = None if run_id in self._actors else await self.journal.get_run(run_id)
-            # Read the active runs after the await: a concurrent start of the same id
-            # may have claimed it meanwhile.
-            active = self._actors.get(run_id)
+            while True:
+                starts = self._starts
+                info = None if run_id in self._actors else await self.journal.get_run(run_id)
+                # Read the active runs after the await: a concurrent start of the same
+                # id may have claimed it meanwhile, or even committed and finished
+                # it, after the read's snapshot: then read again.
+                active = self._actors.get(run_id)
+                if active is not None or info is not None or self._starts == starts:
+                    break
             existing = active.workflow.name if active else (info.workflow if info else None)
             if existing is not None:
                 if existing != wf.name:
@@ -202,6 +209,7 @@ class Runtime:
         except BaseException:
             self._forget(actor)
             raise
+        self._starts += 1
         self._tg.start_soon(actor.run, name=f"actorflow run {run_id}")
         return RunHandle(self, run_id)
 

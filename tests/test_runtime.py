@@ -211,3 +211,38 @@ async def test_concurrent_starts_of_one_run_id_make_one_run(tmp_path: Path) -> N
         assert {h.run_id for h in handles} == {"same"}
         assert await handles[0].result() == 1
         assert bodies_run == ["same"]  # one run actor, not five
+
+
+class StaleReads(af.MemoryJournal):
+    """A journal whose first get_run answers from a snapshot taken before a gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = anyio.Event()
+        self.reading = anyio.Event()
+
+    async def get_run(self, run_id: str) -> af.RunInfo | None:
+        info = await super().get_run(run_id)
+        if not self.reading.is_set():
+            self.reading.set()
+            await self.gate.wait()
+        return info
+
+
+async def test_a_start_whose_read_missed_a_finished_run_of_its_id_reads_again() -> None:
+    # Start B reads the journal; meanwhile start A of the same id commits, runs
+    # and finishes (so it is no longer active); B's read predates all that.
+    bodies_run.clear()
+    journal = StaleReads()
+    async with af.Runtime(journal) as rt, anyio.create_task_group() as tg:
+        handles: list[af.RunHandle[int]] = []
+
+        async def start() -> None:
+            handles.append(await rt.start(counted, run_id="same"))
+
+        tg.start_soon(start)
+        await journal.reading.wait()
+        assert await rt.run(counted, run_id="same") == 1
+        journal.gate.set()
+    assert [h.run_id for h in handles] == ["same"]
+    assert bodies_run == ["same"]  # B found A's run instead of starting it again
