@@ -8,10 +8,11 @@ actorflow works without it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-__all__ = ("CallSoon", "current_call_soon")
+__all__ = ("CallSoon", "current_call_here", "current_call_soon")
 
 CallSoon: TypeAlias = Callable[..., object]
 """``call_soon(fn, *args)``: schedule ``fn(*args)`` on an event loop, from any thread.
@@ -55,3 +56,86 @@ def current_call_soon() -> CallSoon:
 
         return trio.lowlevel.current_trio_token().run_sync_soon
     raise RuntimeError(f"actorflow runs on asyncio or trio, not on {library!r}")
+
+
+def current_call_here() -> CallSoon:
+    """Return ``call_soon(fn, *args)`` for the running loop, to call from its own thread.
+
+    The callback runs soon after the current task yields, with no system call:
+    ``loop.call_soon`` on asyncio; on trio, a system task of this run (one per
+    run) that runs the callbacks queued since it last ran. (trio's own
+    ``run_sync_soon`` is thread-safe and wakes the loop through a socket,
+    which costs a system call and an I/O wake-up per callback.) A callback
+    that raises is logged to the ``actorflow`` logger, as asyncio does.
+
+    Raises:
+        RuntimeError: no supported event loop runs in this thread.
+    """
+    library = _current_library()
+    if library == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().call_soon
+    if library == "trio":
+        return _trio_call_here()
+    return current_call_soon()  # raises the error naming the library
+
+
+def _trio_call_here() -> CallSoon:
+    import trio
+
+    var = _trio_run_var()
+    runner: _TrioCallbacks | None = var.get(None)
+    if runner is None:
+        runner = _TrioCallbacks()
+        trio.lowlevel.spawn_system_task(runner.run, name="actorflow callbacks")
+        var.set(runner)
+    return runner.call
+
+
+_RUN_VAR: Any = None
+
+
+def _trio_run_var() -> Any:
+    global _RUN_VAR
+    if _RUN_VAR is None:
+        import trio
+
+        _RUN_VAR = trio.lowlevel.RunVar("actorflow_callbacks")
+    return _RUN_VAR
+
+
+class _TrioCallbacks:
+    """Runs callbacks queued from the trio thread, in a system task of the run."""
+
+    __slots__ = ("_calls", "_waiting")
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        self._waiting: Any = None  # the system task, while it waits for callbacks
+
+    def call(self, fn: Callable[..., object], *args: Any) -> None:
+        import trio
+
+        self._calls.append((fn, args))
+        task, self._waiting = self._waiting, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def run(self) -> None:
+        import trio
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiting = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        while True:
+            if not self._calls:
+                self._waiting = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(abort)
+            calls, self._calls = self._calls, []
+            for fn, args in calls:
+                try:
+                    fn(*args)
+                except Exception:
+                    logging.getLogger("actorflow").exception("callback %r failed", fn)

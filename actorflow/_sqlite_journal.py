@@ -17,11 +17,21 @@ is marked as an actorflow journal by ``PRAGMA application_id``):
   ``(stream id, offset)`` so a page of a stream is one range scan.
 
 Writes: :meth:`SQLiteJournal.append` runs on the event loop's thread and only
-takes a ticket and queues the record. A dedicated writer thread drains the
-queue, writes everything it found in one transaction and commits, then wakes
-every waiter of that batch at once through the loop's ``call_soon``. Reads run
-in worker threads on their own read-only connections, each query in one read
-transaction, so they only ever see a committed snapshot.
+takes a ticket and queues the record. Once a tick (a callback the loop runs
+after the tasks that appended), what was queued is committed as one
+transaction: by a dedicated writer thread, which drains every hand-off it
+finds into one transaction and wakes every waiter of it at once through the
+loop's ``call_soon``; or, when the writer thread has nothing in hand, the batch
+is small and commits do not fsync, right there in the loop's thread (an
+*inline commit*). A hand-off to a thread and back costs two thread wake-ups,
+~150 us on a 2-core VM, three times a small WAL commit, and a sequential
+workflow pays it once per step; under load the thread commits while the loop
+runs, so big batches always go there. SQLite's automatic checkpoint is off on
+the writing connection, so no checkpoint (which fsyncs) runs inline; the
+writer thread checkpoints instead.
+
+Reads run in worker threads on their own read-only connections, each query in
+one read transaction, so they only ever see a committed snapshot.
 """
 
 from __future__ import annotations
@@ -37,11 +47,12 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import attrs
 import msgspec
 
-from ._backend import CallSoon, current_call_soon
+from ._backend import CallSoon, current_call_here, current_call_soon
 from ._codec import decode_value
 from ._exceptions import JournalError, JournalLocked, ValidationError
 from ._journal import (
@@ -78,6 +89,15 @@ upgraded in place when a runtime opens them for writing.
 """
 
 _MAX_BATCH = 5000
+# A waiter commits what is pending itself, on the event loop's thread, when the
+# writer thread is idle and there are at most this many records: a hand-off to
+# the thread and back costs ~150 us on a 2-core VM (two thread wake-ups), three
+# times the commit itself. Bigger batches, and every batch while the thread
+# works, go to the thread. See _inline_commit.
+_INLINE_MAX = 64
+# WAL pages after which the writer thread checkpoints (SQLite's own automatic
+# checkpoint is off, so that it never runs inside an inline commit).
+_CHECKPOINT_PAGES = 1000
 _MAX_CACHED_STREAMS = 10_000
 # A readonly journal polls ``PRAGMA data_version`` for commits of another process:
 # every millisecond right after one, backing off to _POLL_MAX while none comes, so
@@ -201,12 +221,15 @@ class SQLiteJournalStatistics:
         records: records written by committed transactions.
         commits: transactions committed; ``records / commits`` is the mean batch.
         largest_batch: the most records one transaction committed.
+        inline_commits: the commits made in the event loop's thread rather
+            than the writer thread (see the module docs).
     """
 
     appends: int
     records: int
     commits: int
     largest_batch: int
+    inline_commits: int = 0
 
 
 # on_setattr=NO_OP: with a validated field, attrs would route every attribute
@@ -216,10 +239,12 @@ class SQLiteJournal:
     """A journal in an SQLite file: durable, shared with readers in other processes.
 
     It implements :class:`~actorflow.Journal`. ``Runtime("runs.db")`` uses one.
-    Appends are committed in batches by a writer thread (group commit); readers
-    use their own connections and only see committed data. One runtime may
-    write a file at a time; any number of ``readonly=True`` journals may read
-    it meanwhile, in this process or others.
+    Appends are committed in batches, once per event-loop tick, by a writer
+    thread or, for a small batch while that thread is idle, in the loop's own
+    thread (group commit; see the module docs). Readers use their own
+    connections and only see committed data. One runtime may write a file at a
+    time; any number of ``readonly=True`` journals may read it meanwhile, in
+    this process or others.
 
     ``append`` must be called from the thread of the event loop that opened the
     journal.
@@ -248,10 +273,16 @@ class SQLiteJournal:
     _open: bool = attrs.field(default=False, init=False, repr=False)
     _accepting: bool = attrs.field(default=False, init=False, repr=False)
     _ticket: int = attrs.field(default=0, init=False, repr=False)
-    _queue: queue.SimpleQueue[tuple[int, Record] | None] = attrs.field(
+    _queue: queue.SimpleQueue[_Batch | Literal["checkpoint"] | None] = attrs.field(
         factory=queue.SimpleQueue, init=False, repr=False
     )
+    _pending: _Batch = attrs.field(factory=list, init=False, repr=False)
+    _flush_scheduled: bool = attrs.field(default=False, init=False, repr=False)
+    _in_flight: int = attrs.field(default=0, init=False, repr=False)
+    _call_here: CallSoon = attrs.field(default=None, init=False, repr=False)
     _writer: threading.Thread | None = attrs.field(default=None, init=False, repr=False)
+    _batch_writer: _BatchWriter | None = attrs.field(default=None, init=False, repr=False)
+    _conn_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
     _writer_error: BaseException | None = attrs.field(default=None, init=False, repr=False)
     _lock_fd: int | None = attrs.field(default=None, init=False, repr=False)
     _locked_path: str | None = attrs.field(default=None, init=False, repr=False)
@@ -264,6 +295,7 @@ class SQLiteJournal:
     _commits: int = attrs.field(default=0, init=False, repr=False)
     _records: int = attrs.field(default=0, init=False, repr=False)
     _largest_batch: int = attrs.field(default=0, init=False, repr=False)
+    _inline_commits: int = attrs.field(default=0, init=False, repr=False)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -287,6 +319,7 @@ class SQLiteJournal:
             raise JournalError(f"{self!r} is already open; close it before opening it again")
         self._watch = CommitWatch()
         self._ticket = self._commits = self._records = self._largest_batch = 0
+        self._inline_commits = 0
         self._writer_error = None
         # Shielded: a cancelled open must not leave the file locked by nobody.
         with anyio.CancelScope(shield=True):
@@ -295,11 +328,14 @@ class SQLiteJournal:
                 self._open = True
                 return
             call_soon = current_call_soon()
-            conn = await anyio.to_thread.run_sync(self._open_writer)
+            self._call_here = current_call_here()
+            writer = await anyio.to_thread.run_sync(self._open_writer)
         self._queue = queue.SimpleQueue()
+        self._pending, self._flush_scheduled, self._in_flight = [], False, 0
+        self._batch_writer = writer
         self._writer = threading.Thread(
             target=self._write_loop,
-            args=(conn, self._queue, call_soon, self._watch),
+            args=(writer, self._queue, call_soon, self._watch),
             name=f"actorflow journal writer ({self.path})",
             daemon=True,
         )
@@ -321,6 +357,8 @@ class SQLiteJournal:
         with anyio.CancelScope(shield=True):
             writer, self._writer = self._writer, None
             if writer is not None:
+                if self._pending:
+                    self._hand_off()
                 self._queue.put(None)
                 await anyio.to_thread.run_sync(writer.join)
                 if self._writer_error is None:
@@ -330,7 +368,7 @@ class SQLiteJournal:
             self._watch.fail(self._writer_error)
             self._watch.check()
 
-    def _open_writer(self) -> sqlite3.Connection:
+    def _open_writer(self) -> _BatchWriter:
         real = os.path.realpath(self.path)
         # Check before creating the lock file, so a foreign file gets no side file.
         _check_header(self.path, real)
@@ -343,6 +381,7 @@ class SQLiteJournal:
             )
             try:
                 _translate(lambda: self._prepare(conn, exists), f"cannot set up {self.path!r}")
+                writer = _translate(lambda: _BatchWriter(conn), f"cannot set up {self.path!r}")
             except BaseException:
                 conn.close()
                 raise
@@ -350,7 +389,7 @@ class SQLiteJournal:
             self._unlock()
             raise
         self._reader_uri = pathlib.Path(real).as_uri() + "?mode=ro"
-        return conn
+        return writer
 
     def _prepare(self, conn: sqlite3.Connection, exists: bool) -> None:
         version = SCHEMA_VERSION
@@ -372,6 +411,7 @@ class SQLiteJournal:
                 "put the journal on a local file system"
             )
         conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the writer thread checkpoints
         if version == 1:
             try:
                 conn.executescript(_UPGRADE_FROM_1)
@@ -460,8 +500,81 @@ class SQLiteJournal:
         if type(record) is RunFinished:
             _check_status(record.status)
         self._ticket = ticket = self._ticket + 1
-        self._queue.put((ticket, record))
+        self._pending.append((ticket, record))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_here(self._flush)
         return ticket
+
+    def _flush(self) -> None:
+        """Commit what this tick appended, here or in the writer thread.
+
+        The loop calls it once a tick in which something was appended, after
+        the tasks that ran in that tick, so one commit takes all their records.
+        """
+        self._flush_scheduled = False
+        if self._pending and self._writer is not None and not self._inline_commit():
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        batch, self._pending = self._pending, []
+        self._in_flight += 1
+        self._queue.put(batch)
+
+    def _committed_batches(self, watch: CommitWatch, ticket: int, batches: int) -> None:
+        # In the loop's thread, after the writer thread committed ``batches`` hand-offs.
+        self._in_flight -= batches
+        watch.advance(ticket)
+
+    def _inline_commit(self) -> bool:
+        """Commit the pending records here, in the loop's thread; False if it may not.
+
+        Only when the writer thread has nothing in hand (so commits stay in
+        order and the connection is free), the batch is small, and a commit
+        does not fsync (``synchronous="normal"``: a WAL commit is a write to
+        the page cache, tens of microseconds). SQLite's automatic checkpoint,
+        which does fsync, is off; the writer thread checkpoints instead.
+        """
+        writer = self._batch_writer
+        if (
+            writer is None
+            or self._in_flight
+            or len(self._pending) > _INLINE_MAX
+            or self.synchronous != "normal"
+            or not self._conn_lock.acquire(blocking=False)
+        ):
+            return False
+        try:
+            batch, self._pending = self._pending, []
+            try:
+                self._commit(writer, batch)
+            except BaseException as exc:
+                self._fail(writer, exc)
+                self._watch.fail(exc)
+                return True
+            self._inline_commits += 1
+            if writer.unchecked_pages >= _CHECKPOINT_PAGES and not writer.checkpoint_asked:
+                writer.checkpoint_asked = True
+                self._queue.put("checkpoint")
+        finally:
+            self._conn_lock.release()
+        self._watch.advance(batch[-1][0])
+        return True
+
+    def _commit(self, writer: _BatchWriter, batch: _Batch) -> None:
+        """Write ``batch`` in one transaction (holding ``_conn_lock``)."""
+        writer.write(batch)
+        self._records += len(batch)
+        self._commits += 1
+        self._largest_batch = max(self._largest_batch, len(batch))
+
+    def _fail(self, writer: _BatchWriter, exc: BaseException) -> None:
+        """The writer failed (holding ``_conn_lock``): refuse appends, undo the transaction."""
+        self._accepting = False
+        self._writer_error = exc
+        if writer.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # it is closed later either way
+                writer.conn.execute("ROLLBACK")
 
     def _refusal(self) -> JournalError:
         if self.readonly:
@@ -477,42 +590,48 @@ class SQLiteJournal:
 
     def _write_loop(
         self,
-        conn: sqlite3.Connection,
-        pending: queue.SimpleQueue[tuple[int, Record] | None],
+        writer: _BatchWriter,
+        pending: queue.SimpleQueue[_Batch | Literal["checkpoint"] | None],
         call_soon: CallSoon,
         watch: CommitWatch,
     ) -> None:
-        writer = _BatchWriter(conn)
+        lock = self._conn_lock
         try:
             stop = False
             while not stop:
                 item = pending.get()
                 batch: _Batch = []
-                while item is not None:
-                    batch.append(item)
-                    if len(batch) >= _MAX_BATCH:
+                batches = 0
+                while True:
+                    if item is None:
+                        stop = True
                         break
+                    if item != "checkpoint":
+                        batch += item
+                        batches += 1
+                        if len(batch) >= _MAX_BATCH:
+                            break
                     try:
                         item = pending.get_nowait()
                     except queue.Empty:
                         break
-                else:
-                    stop = True
+                with lock:
+                    if self._writer_error is not None:
+                        return
+                    try:
+                        if batch:
+                            self._commit(writer, batch)
+                        if writer.unchecked_pages >= _CHECKPOINT_PAGES:
+                            writer.checkpoint()
+                    except BaseException as exc:
+                        self._fail(writer, exc)
+                        _notify(call_soon, watch.fail, exc)
+                        return
                 if batch:
-                    writer.write(batch)
-                    self._records += len(batch)
-                    self._commits += 1
-                    self._largest_batch = max(self._largest_batch, len(batch))
-                    _notify(call_soon, watch.advance, batch[-1][0])
-        except BaseException as exc:
-            self._accepting = False
-            self._writer_error = exc
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):  # it is closed below either way
-                    conn.execute("ROLLBACK")
-            _notify(call_soon, watch.fail, exc)
+                    _notify(call_soon, self._committed_batches, watch, batch[-1][0], batches)
         finally:
-            conn.close()
+            with lock:
+                writer.conn.close()
 
     async def wait_committed(self, ticket: int) -> None:
         """Return once the record with ``ticket`` (and every one before it) is committed.
@@ -524,6 +643,10 @@ class SQLiteJournal:
             while self._watch.committed < ticket:
                 await self.wait_for_commit(self._watch.committed)
             return
+        if self._flush_scheduled and not self._in_flight and self._watch.committed < ticket:
+            # The flush callback will most likely commit inline; yielding once
+            # runs it and returns here, without an event to wait on and set.
+            await anyio.lowlevel.checkpoint()
         await self._watch.wait_for(ticket)
 
     async def wait_for_commit(self, after: int) -> int:
@@ -566,6 +689,7 @@ class SQLiteJournal:
             records=self._records,
             commits=self._commits,
             largest_batch=self._largest_batch,
+            inline_commits=self._inline_commits,
         )
 
     # -- reading -------------------------------------------------------------
@@ -837,6 +961,8 @@ class _BatchWriter:
     entries: _RowInserter = attrs.field(init=False)
     set_last: _RowInserter = attrs.field(init=False)
     next_seq: int = attrs.field(init=False)
+    unchecked_pages: int = 0  # an estimate of the WAL pages since the last checkpoint
+    checkpoint_asked: bool = False
 
     def __attrs_post_init__(self) -> None:
         conn = self.conn
@@ -950,6 +1076,15 @@ class _BatchWriter:
             conn.executemany("UPDATE streams SET closed = 1 WHERE id = ?", closes)
         conn.execute("COMMIT")
         self.next_seq = seq
+        # Every page a commit touches is a WAL frame: the runs rows, the tail of
+        # the records, and about one page per 30 records or entries.
+        self.unchecked_pages += 2 + len(touched) + len(batch) // 30
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file (PASSIVE: readers are not waited for)."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.unchecked_pages = 0
+        self.checkpoint_asked = False
 
 
 def _is_terminal(conn: sqlite3.Connection, run_id: str) -> bool:

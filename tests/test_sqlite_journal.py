@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import actorflow as af
 from actorflow._journal import Journal, StreamPage
@@ -446,3 +450,125 @@ async def test_options_and_repr(tmp_path: Path) -> None:
         journal.append(RunFinished("r", status="DONE", at=1.0))
     await journal.close()
     await journal.close()  # idempotent
+
+
+# -- inline commits: small batches in the loop's thread, big ones in the writer thread --
+
+
+def entry(offset: int) -> StreamWrite:
+    return StreamWrite("r", key="k", offset=offset, value=b"\x01", step_id="main", attempt=1)
+
+
+async def test_a_small_batch_commits_inline_and_a_big_one_in_the_writer_thread(
+    tmp_path: Path,
+) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    before = journal.statistics()
+    await fill(journal, [entry(0), entry(1)])  # a sequential step's two records
+    small = journal.statistics()
+    assert (small.commits, small.inline_commits) == (before.commits + 1, before.inline_commits + 1)
+    await fill(journal, [entry(i) for i in range(2, 1002)])
+    big = journal.statistics()
+    assert (big.commits, big.inline_commits) == (small.commits + 1, small.inline_commits)
+    assert big.records == 1003
+    await journal.close()
+    reader = SQLiteJournal(tmp_path / "j.db", readonly=True)
+    await reader.open()
+    page = await reader.read_stream("r", "k", 0, 5000)
+    assert [e.offset for e in page.entries] == list(range(1002))
+    await reader.close()
+
+
+async def test_synchronous_full_never_commits_inline(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db", synchronous="full")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    for i in range(5):
+        await fill(journal, [entry(i)])
+    stats = journal.statistics()
+    assert (stats.commits, stats.inline_commits) == (6, 0)  # an fsync never blocks the loop
+    await journal.close()
+
+
+async def test_the_writer_thread_checkpoints_the_wal_of_inline_commits(tmp_path: Path) -> None:
+    # SQLite's automatic checkpoint is off (it would fsync inside an inline
+    # commit); without the writer's own, 3,000 commits would leave a WAL of
+    # ~6,600 pages (27 MB).
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    for i in range(0, 6000, 2):
+        await fill(journal, [entry(i), entry(i + 1)])
+    assert journal.statistics().inline_commits >= 2500
+    assert (tmp_path / "j.db-wal").stat().st_size < 2000 * 4096
+    await journal.close()
+
+
+batch_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(1, 300)),
+        st.tuples(st.just("wait"), st.just(0)),
+        st.tuples(st.just("yield"), st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=batch_ops)
+async def test_inline_and_thread_commits_keep_the_append_order(
+    ops: list[tuple[str, int]],
+) -> None:
+    # Batches of random sizes, waited for or not: whichever thread commits
+    # them, every waited ticket is committed on return and the journal holds
+    # the records in append order, none lost.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "j.db"
+        journal = SQLiteJournal(path)
+        await journal.open()
+        ticket = journal.append(RunStarted("r", workflow="wf", input=b"\xc0", at=0.0))
+        offset = 0
+        for op, n in ops:
+            if op == "append":
+                for _ in range(n):
+                    ticket = journal.append(entry(offset))
+                    offset += 1
+            elif op == "wait":
+                await journal.wait_committed(ticket)
+                assert journal.committed >= ticket
+            else:
+                await anyio.lowlevel.checkpoint()
+        await journal.close()
+        assert journal.committed == ticket
+        reader = SQLiteJournal(path, readonly=True)
+        await reader.open()
+        page = await reader.read_stream("r", "k", 0, 10_000)
+        history = await reader.load_history("r")
+        await reader.close()
+    assert [e.offset for e in page.entries] == list(range(offset))
+    assert history is not None
+    assert [r.offset for r in history.records if isinstance(r, StreamWrite)] == []
+    assert len(history.records) == 1  # entries from steps are stream rows, not records
+
+
+@pytest.mark.parametrize("size", [2, 500], ids=["inline", "writer-thread"])
+async def test_a_failed_commit_reaches_its_waiters_either_way(tmp_path: Path, size: int) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    for i in range(size - 1):
+        journal.append(entry(i))
+    ticket = journal.append(entry(0))  # a duplicate offset: the batch cannot be written
+    with pytest.raises(af.JournalError, match="writer failed"):
+        await journal.wait_committed(ticket)
+    with pytest.raises(af.JournalError, match="failed"):
+        journal.append(entry(size))
+    with pytest.raises(af.JournalError, match="writer failed"):
+        await journal.close()
+    again = SQLiteJournal(tmp_path / "j.db")  # nothing of the failed batch was written
+    await again.open()
+    assert (await again.read_stream("r", "k")).entries == []
+    await again.close()
