@@ -327,9 +327,10 @@ async def _run_nodes(ctx: WorkflowContext, calls: list[tuple[Any, NodeInput]]) -
 def _body_write(ctx: WorkflowContext, key: str, value: object) -> None:
     """``ctx.write_stream`` without its checkpoint.
 
-    Every checkpoint lets the journal's writer thread take the GIL and commit a
-    batch of its own; without them the records of a superstep share the commit
-    that the next node's step waits for (3x the supersteps/s on SQLite).
+    The journal commits once per event-loop tick: a checkpoint here would let
+    the records queued so far be committed on their own, and the superstep
+    would pay a second commit. Without one, the superstep's records share the
+    commit that ``ctx.flush()`` waits for.
     """
     ctx._run.write_stream(key, value, "main", 1)
 

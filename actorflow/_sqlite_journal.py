@@ -98,6 +98,10 @@ _INLINE_MAX = 64
 # WAL pages after which the writer thread checkpoints (SQLite's own automatic
 # checkpoint is off, so that it never runs inside an inline commit).
 _CHECKPOINT_PAGES = 1000
+# Committed tails kept in memory for streams being read (see _Tails): how many
+# streams, and how many entries each.
+_MAX_TAILS = 1024
+_TAIL_ENTRIES = 1024
 _MAX_CACHED_STREAMS = 10_000
 # A readonly journal polls ``PRAGMA data_version`` for commits of another process:
 # every millisecond right after one, backing off to _POLL_MAX while none comes, so
@@ -283,6 +287,7 @@ class SQLiteJournal:
     _writer: threading.Thread | None = attrs.field(default=None, init=False, repr=False)
     _batch_writer: _BatchWriter | None = attrs.field(default=None, init=False, repr=False)
     _conn_lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+    _tails: _Tails = attrs.field(factory=lambda: _Tails(), init=False, repr=False)
     _writer_error: BaseException | None = attrs.field(default=None, init=False, repr=False)
     _lock_fd: int | None = attrs.field(default=None, init=False, repr=False)
     _locked_path: str | None = attrs.field(default=None, init=False, repr=False)
@@ -332,6 +337,7 @@ class SQLiteJournal:
             writer = await anyio.to_thread.run_sync(self._open_writer)
         self._queue = queue.SimpleQueue()
         self._pending, self._flush_scheduled, self._in_flight = [], False, 0
+        self._tails = _Tails()
         self._batch_writer = writer
         self._writer = threading.Thread(
             target=self._write_loop,
@@ -521,10 +527,13 @@ class SQLiteJournal:
         self._in_flight += 1
         self._queue.put(batch)
 
-    def _committed_batches(self, watch: CommitWatch, ticket: int, batches: int) -> None:
+    def _committed_batches(self, watch: CommitWatch, batch: _Batch, batches: int) -> None:
         # In the loop's thread, after the writer thread committed ``batches`` hand-offs.
+        if watch is not self._watch:
+            return  # a commit of before close() and open() again: close() caught up
         self._in_flight -= batches
-        watch.advance(ticket)
+        self._tails.committed(batch)
+        watch.advance(batch[-1][0])
 
     def _inline_commit(self) -> bool:
         """Commit the pending records here, in the loop's thread; False if it may not.
@@ -558,6 +567,7 @@ class SQLiteJournal:
                 self._queue.put("checkpoint")
         finally:
             self._conn_lock.release()
+        self._tails.committed(batch)
         self._watch.advance(batch[-1][0])
         return True
 
@@ -628,7 +638,7 @@ class SQLiteJournal:
                         _notify(call_soon, watch.fail, exc)
                         return
                 if batch:
-                    _notify(call_soon, self._committed_batches, watch, batch[-1][0], batches)
+                    _notify(call_soon, self._committed_batches, watch, batch, batches)
         finally:
             with lock:
                 writer.conn.close()
@@ -742,16 +752,28 @@ class SQLiteJournal:
     ) -> StreamPage:
         """Committed entries of stream ``key`` from ``from_offset``, at most ``limit``.
 
-        The entries and ``closed`` come from one committed snapshot.
+        The entries and ``closed`` come from one committed snapshot. A stream
+        being followed by a reader of the runtime writing it is answered from
+        the entries committed since it was first read, kept in memory, with no
+        query (see ``_Tails``).
         """
+        tail = None
+        if self._writer is not None:
+            tails = self._tails
+            cached = tails.read(run_id, key, from_offset, limit)
+            if cached is not None:
+                await anyio.lowlevel.checkpoint()
+                return cached
+            tail = tails.streams.get((run_id, key))
 
-        def query(conn: sqlite3.Connection) -> StreamPage:
+        def query(conn: sqlite3.Connection) -> tuple[StreamPage, bool]:
             stream = conn.execute(
                 "SELECT id, length, closed FROM streams WHERE run_id = ? AND key = ?",
                 (run_id, key),
             ).fetchone()
             if stream is None:
-                return StreamPage([], _is_terminal(conn, run_id) and from_offset >= 0)
+                ended = _is_terminal(conn, run_id)
+                return StreamPage([], ended and from_offset >= 0), ended
             sid, length, closed = stream
             rows = conn.execute(
                 'SELECT "offset", value, step_id, attempt FROM stream_entries '
@@ -759,10 +781,16 @@ class SQLiteJournal:
                 (sid, from_offset, max(limit, 0)),
             )
             entries = [StreamEntry(o, decode_value(v), s, a) for o, v, s, a in rows]
-            closed = closed or _is_terminal(conn, run_id)
-            return StreamPage(entries, bool(closed) and from_offset + len(entries) >= length)
+            closed = bool(closed) or _is_terminal(conn, run_id)
+            return StreamPage(entries, closed and from_offset + len(entries) >= length), closed
 
-        return await self._query(query)
+        page, closed = await self._query(query)
+        if closed and tail is not None:
+            # The stream was closed, or its run ended, before its tail began:
+            # the tail cannot tell from the commits it sees. Both last until the
+            # run is started again, which drops the tail.
+            tail.closed = True
+        return page
 
     async def list_streams(self, run_id: str) -> list[StreamInfo]:
         """The committed streams of one run, by key."""
@@ -895,6 +923,92 @@ def _notify(call_soon: CallSoon, fn: Callable[..., object], *args: Any) -> None:
     # RuntimeError: the event loop has stopped, so nobody waits; close() catches up.
     with contextlib.suppress(RuntimeError):
         call_soon(fn, *args)
+
+
+@attrs.define(eq=False)
+class _Tail:
+    """The entries of one stream committed since a reader first asked for it."""
+
+    run_id: str
+    key: str
+    start: int = -1  # the offset of entries[0]; -1 while there is none
+    entries: list[StreamWrite] = attrs.field(factory=list)
+    closed: bool = False
+
+
+@attrs.define(eq=False)
+class _Tails:
+    """Committed tails of the streams being read, kept by the loop's thread.
+
+    A reader following a stream of a run in progress asks for the next page
+    after every commit; through SQLite that is a worker-thread hop (~150 us
+    on a 2-core VM) for a few entries the journal just had in hand. The first
+    read of a stream starts its tail (and goes to SQLite); every commit then
+    adds that stream's entries, its close, or its run's end, in the loop's
+    thread, before waiters wake. A read from an offset the tail covers is
+    answered from it, values decoded afresh for each reader, as SQLite would.
+    Tails are bounded: ``_TAIL_ENTRIES`` entries each (older ones go to
+    SQLite), ``_MAX_TAILS`` streams (the oldest tail is dropped).
+    """
+
+    streams: dict[tuple[str, str], _Tail] = attrs.field(factory=dict)
+    by_run: dict[str, list[_Tail]] = attrs.field(factory=dict)
+
+    def read(self, run_id: str, key: str, offset: int, limit: int) -> StreamPage | None:
+        """The page from ``offset``, or None if the tail does not cover it."""
+        tail = self.streams.get((run_id, key))
+        if tail is None:
+            self._start(run_id, key)
+            return None
+        i = offset - tail.start
+        if tail.start < 0 or i < 0 or i > len(tail.entries) or limit < 1:
+            return None
+        chunk = tail.entries[i : i + limit]
+        entries = [
+            StreamEntry(w.offset, decode_value(w.value), w.step_id, w.attempt) for w in chunk
+        ]
+        return StreamPage(entries, tail.closed and i + len(chunk) == len(tail.entries))
+
+    def _start(self, run_id: str, key: str) -> None:
+        if len(self.streams) >= _MAX_TAILS:
+            (old_run, old_key), old = next(iter(self.streams.items()))
+            del self.streams[old_run, old_key]
+            self.by_run[old_run].remove(old)
+            if not self.by_run[old_run]:
+                del self.by_run[old_run]
+        tail = self.streams[run_id, key] = _Tail(run_id, key)
+        self.by_run.setdefault(run_id, []).append(tail)
+
+    def committed(self, batch: _Batch) -> None:
+        """Add what ``batch`` (just committed) did to the streams being read."""
+        if not self.streams:
+            return
+        streams, by_run = self.streams, self.by_run
+        for _, record in batch:
+            kind = type(record)
+            if kind is StreamWrite:
+                record = cast(StreamWrite, record)
+                tail = streams.get((record.run_id, record.key))
+                if tail is not None:
+                    if tail.start < 0:
+                        tail.start = record.offset
+                    elif len(tail.entries) >= _TAIL_ENTRIES:
+                        del tail.entries[: _TAIL_ENTRIES // 2]
+                        tail.start = tail.entries[0].offset
+                    tail.entries.append(record)
+            elif record.run_id not in by_run:
+                continue
+            elif kind is StreamClose:
+                record = cast(StreamClose, record)
+                tail = streams.get((record.run_id, record.key))
+                if tail is not None:
+                    tail.closed = True
+            elif kind is RunFinished:
+                for tail in by_run[record.run_id]:
+                    tail.closed = True
+            elif kind is RunStarted:  # a run started again from scratch: forget it
+                for tail in by_run.pop(record.run_id):
+                    del streams[tail.run_id, tail.key]
 
 
 @attrs.define(eq=False)

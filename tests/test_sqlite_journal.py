@@ -8,11 +8,12 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import actorflow as af
@@ -572,3 +573,90 @@ async def test_a_failed_commit_reaches_its_waiters_either_way(tmp_path: Path, si
     await again.open()
     assert (await again.read_stream("r", "k")).entries == []
     await again.close()
+
+
+# -- committed tails: a followed stream is read from memory, as SQLite would answer --
+
+
+tail_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), st.sampled_from("ab"), st.integers(1, 40)),
+        st.tuples(st.just("close"), st.sampled_from("ab"), st.just(0)),
+        st.tuples(st.just("finish"), st.just(""), st.just(0)),
+        st.tuples(st.just("restart"), st.just(""), st.just(0)),
+        st.tuples(st.just("read"), st.sampled_from("ab"), st.integers(0, 120)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=tail_ops, limit=st.integers(1, 50))
+# Closed before the tail began: only the file knows (the journal accepts a
+# write after that; a runtime never makes one).
+@example(ops=[("finish", "", 0), ("read", "b", 0), ("write", "b", 3), ("read", "b", 0)], limit=5)
+@example(ops=[("close", "a", 0), ("read", "a", 0), ("write", "a", 3), ("read", "a", 0)], limit=5)
+async def test_a_followed_stream_reads_the_same_from_memory_as_from_the_file(
+    ops: list[tuple[str, str, int]], limit: int
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "j.db"
+        journal = SQLiteJournal(path)
+        await journal.open()
+        reader = SQLiteJournal(path, readonly=True)
+        lengths = {"a": 0, "b": 0}
+        try:
+            await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+            await reader.open()
+            for op, key, n in ops:
+                if op == "write":
+                    for _ in range(n):
+                        journal.append(
+                            StreamWrite("r", key, lengths[key], b"\x01", "main", attempt=1)
+                        )
+                        lengths[key] += 1
+                elif op == "close":
+                    journal.append(StreamClose("r", key=key))
+                elif op == "finish":
+                    journal.append(RunFinished("r", status="COMPLETED", at=1.0))
+                elif op == "restart":
+                    journal.append(RunStarted("r", workflow="wf", input=b"\xc0", at=2.0))
+                else:
+                    await journal.wait_committed(journal.statistics().appends)
+                    for offset in (n, max(0, lengths[key] - limit // 2)):
+                        page = await journal.read_stream("r", key, offset, limit)
+                        assert page == await reader.read_stream("r", key, offset, limit)
+        finally:
+            await reader.close()
+            await journal.close()
+
+
+async def test_reads_of_a_followed_stream_make_no_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    assert (await journal.read_stream("r", "k")).entries == []  # the tail begins
+    queries = 0
+    query = SQLiteJournal._query
+
+    async def counted(self: SQLiteJournal, fn: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return await query(self, fn)
+
+    monkeypatch.setattr(SQLiteJournal, "_query", counted)
+    offset = 0
+    for i in range(0, 3000, 100):  # more than a tail keeps
+        await fill(journal, [entry(j) for j in range(i, i + 100)])
+        page = await journal.read_stream("r", "k", offset)
+        assert [e.offset for e in page.entries] == list(range(offset, i + 100))
+        offset = i + 100
+    assert queries == 0
+    await fill(journal, [StreamClose("r", key="k")])
+    assert await journal.read_stream("r", "k", 3000) == StreamPage([], True)
+    old = await journal.read_stream("r", "k", 0, 10)  # before the tail: from the file
+    assert [e.offset for e in old.entries] == list(range(10))
+    assert queries == 1
+    await journal.close()
