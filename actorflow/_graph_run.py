@@ -407,6 +407,7 @@ class GraphStream(AsyncIterator[ExecutionResult]):
         self._closed_page = False
         self._ended = False  # saw END, or the run ended otherwise: nothing to cancel
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._nowait = getattr(runtime.journal, "read_stream_nowait", None)
 
     def __repr__(self) -> str:
         run = self.handle.run_id if self.handle else None
@@ -443,7 +444,14 @@ class GraphStream(AsyncIterator[ExecutionResult]):
                 await self._finish()
                 raise StopAsyncIteration
             seen = journal.committed
-            page = await journal.read_stream(self.handle.run_id, RESULTS_STREAM, self._offset)
+            run_id = self.handle.run_id
+            # From the journal's committed tail in memory when it has one: no
+            # worker-thread hop between an emit's commit and its result.
+            page = (
+                self._nowait(run_id, RESULTS_STREAM, self._offset, 1000) if self._nowait else None
+            )
+            if page is None:
+                page = await journal.read_stream(run_id, RESULTS_STREAM, self._offset)
             self._buffer = [r for e in page.entries for r in _results(e.value)]
             self._offset += len(page.entries)
             self._closed_page = page.closed

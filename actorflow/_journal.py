@@ -138,6 +138,11 @@ class Journal(Protocol):
     schema), then any number of ``append`` / reads, then ``await close()``
     (commits what is queued, releases the lock). ``committed`` is the ticket of
     the last committed record; tickets increase by one per ``append``.
+
+    A journal may also define ``read_stream_nowait(run_id, key, from_offset,
+    limit) -> StreamPage | None``: the page ``read_stream`` would return, when
+    it can answer without waiting (from memory), else None. Readers following
+    a stream call it first, if it exists, and ``read_stream`` when it says None.
     """
 
     @property

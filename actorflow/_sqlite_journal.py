@@ -53,7 +53,7 @@ import attrs
 import msgspec
 
 from ._backend import CallSoon, current_call_here, current_call_soon
-from ._codec import decode_value
+from ._codec import IMMUTABLE, decode_value
 from ._exceptions import JournalError, JournalLocked, ValidationError
 from ._journal import (
     CommitWatch,
@@ -747,24 +747,29 @@ class SQLiteJournal:
 
         return await self._query(query)
 
+    def read_stream_nowait(
+        self, run_id: str, key: str, from_offset: int = 0, limit: int = 1000
+    ) -> StreamPage | None:
+        """What :meth:`read_stream` would return, if the committed tail in memory has it.
+
+        The first call for a stream starts keeping its tail: the entries
+        committed from then on (see ``_Tails``). None when the tail does not
+        have the page (the first call, an offset before the tail, a readonly
+        journal): then call ``read_stream``.
+        """
+        if self._writer is None:
+            return None
+        return self._tails.read(run_id, key, from_offset, limit)
+
     async def read_stream(
         self, run_id: str, key: str, from_offset: int = 0, limit: int = 1000
     ) -> StreamPage:
         """Committed entries of stream ``key`` from ``from_offset``, at most ``limit``.
 
-        The entries and ``closed`` come from one committed snapshot. A stream
-        being followed by a reader of the runtime writing it is answered from
-        the entries committed since it was first read, kept in memory, with no
-        query (see ``_Tails``).
+        The entries and ``closed`` come from one committed snapshot, read in a
+        worker thread (see :meth:`read_stream_nowait` for reads from memory).
         """
-        tail = None
-        if self._writer is not None:
-            tails = self._tails
-            cached = tails.read(run_id, key, from_offset, limit)
-            if cached is not None:
-                await anyio.lowlevel.checkpoint()
-                return cached
-            tail = tails.streams.get((run_id, key))
+        tail = self._tails.streams.get((run_id, key))
 
         def query(conn: sqlite3.Connection) -> tuple[StreamPage, bool]:
             stream = conn.execute(
@@ -934,6 +939,11 @@ class _Tail:
     start: int = -1  # the offset of entries[0]; -1 while there is none
     entries: list[StreamWrite] = attrs.field(factory=list)
     closed: bool = False
+    # Pages read since the tail last changed, by (offset, limit), shared with
+    # the next readers asking for one if its values are immutable (IMMUTABLE);
+    # ``pages_of`` is the (start, number of entries, closed) they were read at.
+    pages: dict[tuple[int, int], StreamPage] = attrs.field(factory=dict)
+    pages_of: tuple[int, int, bool] = (-1, 0, False)
 
 
 @attrs.define(eq=False)
@@ -946,7 +956,8 @@ class _Tails:
     read of a stream starts its tail (and goes to SQLite); every commit then
     adds that stream's entries, its close, or its run's end, in the loop's
     thread, before waiters wake. A read from an offset the tail covers is
-    answered from it, values decoded afresh for each reader, as SQLite would.
+    answered from it, as SQLite would; readers asking for the same page in a
+    row share it if its values are immutable, as ``StreamReaders`` does.
     Tails are bounded: ``_TAIL_ENTRIES`` entries each (older ones go to
     SQLite), ``_MAX_TAILS`` streams (the oldest tail is dropped).
     """
@@ -960,14 +971,26 @@ class _Tails:
         if tail is None:
             self._start(run_id, key)
             return None
-        i = offset - tail.start
-        if tail.start < 0 or i < 0 or i > len(tail.entries) or limit < 1:
+        start, n, closed = tail.start, len(tail.entries), tail.closed
+        i = offset - start
+        if start < 0 or i < 0 or i > n or limit < 1:
             return None
+        pages = tail.pages
+        if tail.pages_of != (start, n, closed):
+            pages.clear()
+            tail.pages_of = (start, n, closed)
+        else:
+            page = pages.get((offset, limit))
+            if page is not None:
+                return page
         chunk = tail.entries[i : i + limit]
         entries = [
             StreamEntry(w.offset, decode_value(w.value), w.step_id, w.attempt) for w in chunk
         ]
-        return StreamPage(entries, tail.closed and i + len(chunk) == len(tail.entries))
+        page = StreamPage(entries, closed and i + len(chunk) == n)
+        if all(type(entry.value) in IMMUTABLE for entry in entries):
+            pages[offset, limit] = page
+        return page
 
     def _start(self, run_id: str, key: str) -> None:
         if len(self.streams) >= _MAX_TAILS:

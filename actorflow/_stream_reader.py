@@ -13,6 +13,13 @@ instead: the first reads, the others wait for its page. A page is shared only
 if all its values are immutable (str, int, float, bool, bytes, None), so no
 reader can see another's changes to a value it was given; otherwise each
 reader reads its own.
+
+A journal that keeps committed tails in memory (``read_stream_nowait``, as
+SQLiteJournal does) answers a lone reader of a stream from there, with no thread
+hop (write -> reader p50 0.65 -> 0.15 ms in benchmarks/bench_streams.py). Many
+readers of one stream keep sharing one read in a worker thread: served from
+memory, each woke and ran at once after every commit, and 20 of them slowed a
+paced writer by ~20% instead of ~0%.
 """
 
 from __future__ import annotations
@@ -22,12 +29,11 @@ from collections.abc import AsyncGenerator
 import anyio
 import attrs
 
+from ._codec import IMMUTABLE
 from ._exceptions import RunNotFound, ValidationError
 from ._journal import Journal, StreamEntry, StreamPage
 
 __all__ = ("StreamReaders",)
-
-_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 @attrs.define(eq=False)
@@ -44,6 +50,7 @@ class StreamReaders:
 
     journal: Journal
     _reads: dict[tuple[str, str, int, int], _Read] = attrs.field(factory=dict, init=False)
+    _followers: dict[tuple[str, str], int] = attrs.field(factory=dict, init=False)
 
     async def entries(
         self, run_id: str, key: str, from_offset: int
@@ -61,16 +68,29 @@ class StreamReaders:
         if await self.journal.get_run(run_id) is None:
             raise RunNotFound(run_id)
         offset = from_offset
-        while True:
-            seen = self.journal.committed
-            page = await self._read(run_id, key, offset, seen)
-            for entry in page.entries:
-                yield entry
-            offset += len(page.entries)
-            if page.closed:
-                return
-            if not page.entries:
-                await self.journal.wait_for_commit(seen)
+        nowait = getattr(self.journal, "read_stream_nowait", None)
+        stream = (run_id, key)
+        self._followers[stream] = self._followers.get(stream, 0) + 1
+        try:
+            while True:
+                seen = self.journal.committed
+                page = None
+                if nowait is not None and self._followers[stream] == 1:
+                    page = nowait(run_id, key, offset, 1000)
+                if page is None:
+                    page = await self._read(run_id, key, offset, seen)
+                for entry in page.entries:
+                    yield entry
+                offset += len(page.entries)
+                if page.closed:
+                    return
+                if not page.entries:
+                    await self.journal.wait_for_commit(seen)
+        finally:
+            if self._followers[stream] == 1:
+                del self._followers[stream]
+            else:
+                self._followers[stream] -= 1
 
     async def _read(self, run_id: str, key: str, offset: int, seen: int) -> StreamPage:
         # Sharing is sound: a commit the shared page misses was made after the
@@ -87,7 +107,7 @@ class StreamReaders:
         read = self._reads[token] = _Read()
         try:
             page = await self.journal.read_stream(run_id, key, offset)
-            if all(type(entry.value) in _IMMUTABLE for entry in page.entries):
+            if all(type(entry.value) in IMMUTABLE for entry in page.entries):
                 read.page = page
             return page
         finally:
