@@ -8,13 +8,10 @@ import msgspec
 
 from ._exceptions import EncodeError
 
-__all__ = ("IMMUTABLE", "decode_value", "encode_value")
+__all__ = ("decode_value", "encode_value")
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
-
-IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None)})
-"""Types of decoded values that readers may share: none can change what another sees."""
 _typed_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
 
 

@@ -53,7 +53,7 @@ import attrs
 import msgspec
 
 from ._backend import CallSoon, current_call_here, current_call_soon
-from ._codec import IMMUTABLE, decode_value
+from ._codec import decode_value
 from ._exceptions import JournalError, JournalLocked, ValidationError
 from ._journal import (
     CommitWatch,
@@ -89,9 +89,9 @@ upgraded in place when a runtime opens them for writing.
 """
 
 _MAX_BATCH = 5000
-# A waiter commits what is pending itself, on the event loop's thread, when the
-# writer thread is idle and there are at most this many records: a hand-off to
-# the thread and back costs ~150 us on a 2-core VM (two thread wake-ups), three
+# The once-a-tick flush commits in the event loop's thread when the writer
+# thread is idle and at most this many records are pending: a hand-off to the
+# thread and back costs ~150 us on a 2-core VM (two thread wake-ups), three
 # times the commit itself. Bigger batches, and every batch while the thread
 # works, go to the thread. See _inline_commit.
 _INLINE_MAX = 64
@@ -939,11 +939,6 @@ class _Tail:
     start: int = -1  # the offset of entries[0]; -1 while there is none
     entries: list[StreamWrite] = attrs.field(factory=list)
     closed: bool = False
-    # Pages read since the tail last changed, by (offset, limit), shared with
-    # the next readers asking for one if its values are immutable (IMMUTABLE);
-    # ``pages_of`` is the (start, number of entries, closed) they were read at.
-    pages: dict[tuple[int, int], StreamPage] = attrs.field(factory=dict)
-    pages_of: tuple[int, int, bool] = (-1, 0, False)
 
 
 @attrs.define(eq=False)
@@ -956,8 +951,7 @@ class _Tails:
     read of a stream starts its tail (and goes to SQLite); every commit then
     adds that stream's entries, its close, or its run's end, in the loop's
     thread, before waiters wake. A read from an offset the tail covers is
-    answered from it, as SQLite would; readers asking for the same page in a
-    row share it if its values are immutable, as ``StreamReaders`` does.
+    answered from it, values decoded afresh for each read, as SQLite would.
     Tails are bounded: ``_TAIL_ENTRIES`` entries each (older ones go to
     SQLite), ``_MAX_TAILS`` streams (the oldest tail is dropped).
     """
@@ -975,22 +969,11 @@ class _Tails:
         i = offset - start
         if start < 0 or i < 0 or i > n or limit < 1:
             return None
-        pages = tail.pages
-        if tail.pages_of != (start, n, closed):
-            pages.clear()
-            tail.pages_of = (start, n, closed)
-        else:
-            page = pages.get((offset, limit))
-            if page is not None:
-                return page
         chunk = tail.entries[i : i + limit]
         entries = [
             StreamEntry(w.offset, decode_value(w.value), w.step_id, w.attempt) for w in chunk
         ]
-        page = StreamPage(entries, closed and i + len(chunk) == n)
-        if all(type(entry.value) in IMMUTABLE for entry in entries):
-            pages[offset, limit] = page
-        return page
+        return StreamPage(entries, closed and i + len(chunk) == n)
 
     def _start(self, run_id: str, key: str) -> None:
         if len(self.streams) >= _MAX_TAILS:

@@ -29,11 +29,12 @@ from collections.abc import AsyncGenerator
 import anyio
 import attrs
 
-from ._codec import IMMUTABLE
 from ._exceptions import RunNotFound, ValidationError
 from ._journal import Journal, StreamEntry, StreamPage
 
 __all__ = ("StreamReaders",)
+
+_IMMUTABLE = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 @attrs.define(eq=False)
@@ -107,7 +108,7 @@ class StreamReaders:
         read = self._reads[token] = _Read()
         try:
             page = await self.journal.read_stream(run_id, key, offset)
-            if all(type(entry.value) in IMMUTABLE for entry in page.entries):
+            if all(type(entry.value) in _IMMUTABLE for entry in page.entries):
                 read.page = page
             return page
         finally:
