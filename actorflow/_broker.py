@@ -226,6 +226,9 @@ class Subscription:
     _head_drops: int = attrs.field(default=0, init=False, repr=False)
     _tail_drops: int = attrs.field(default=0, init=False, repr=False)
     _marks: deque[list[int]] = attrs.field(factory=deque, init=False, repr=False)
+    # Messages lost so far, except under drop_oldest, where the evictions not
+    # yet reported (_head_drops) are added on read: an eviction then costs the
+    # publisher one counter update, not two.
     _dropped: int = attrs.field(default=0, init=False, repr=False)
     # overflow == "drop_oldest", as a flag the publisher's loop can test cheaply.
     _evicts: bool = attrs.field(init=False, repr=False)
@@ -276,7 +279,7 @@ class Subscription:
     @property
     def dropped(self) -> int:
         """How many messages this subscription lost to its overflow policy so far."""
-        return self._dropped
+        return self._dropped + self._head_drops if self._evicts else self._dropped
 
     @property
     def closed(self) -> bool:
@@ -292,7 +295,7 @@ class Subscription:
             buffered=len(self._buffer),
             # Only drop_oldest drops advance the head (they evict it).
             delivered=self._head,
-            dropped=self._dropped,
+            dropped=self.dropped,
             unreported_drops=(self._head_drops + self._tail_drops + sum(n for _, n in self._marks)),
             discarded=self._discarded,
             closed=self._state != _OPEN,
@@ -351,6 +354,8 @@ class Subscription:
         marks = self._marks
         self._head_drops = marks.popleft()[1] if marks and marks[0][0] == head + 1 else 0
         if dropped:
+            if self._evicts:
+                self._dropped += dropped
             msg = Message(msg.subject, msg.run_id, msg.step_id, msg.seq, msg.data, dropped)
         return msg
 
@@ -479,6 +484,8 @@ class Subscription:
         self._state = _CLOSED
         self._discarded += len(self._buffer)
         self._buffer.clear()
+        if self._evicts:
+            self._dropped += self._head_drops
         self._tail_drops += self._head_drops + sum(n for _, n in self._marks)
         self._head_drops = 0
         self._marks.clear()
@@ -550,8 +557,11 @@ class Publisher:
         entry: _Entry = [None, self, seq, data]
         blocked: list[Subscription] | None = None
         broker = self._broker
-        broker._publishes += 1
         batching = broker._batching
+        if batching:
+            # Only run() reads this, and only while batching: it is how it
+            # sees that publishers pause.
+            broker._publishes += 1
         woke = False
         for sub in targets:
             buf = sub._buffer
@@ -577,7 +587,6 @@ class Publisher:
                 # Inlined: this is what a stalled subscriber costs its
                 # publisher on every publish.
                 buf.append(entry)
-                sub._dropped += 1
                 sub._head_drops += 1
                 if sub._waiter is not None:
                     sub._wake()

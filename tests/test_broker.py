@@ -146,6 +146,7 @@ def test_broker_agrees_with_the_model(
                     for k in targets:
                         offered[k] += models[k].state == "open"
                         models[k].offer(step, seqs[i])
+                        assert subs[k].dropped == models[k].dropped
                 elif i < len(subs):
                     sub, model = subs[i], models[i]
                     if op == "take":
@@ -172,6 +173,8 @@ def test_broker_agrees_with_the_model(
                         model.state = "closed"
                         model.buffer.clear()
                     assert sub.closed == (model.state != "open")
+                    # Also mid-stream: drop_oldest adds its unreported evictions on read.
+                    assert sub.dropped == sub.statistics().dropped == model.dropped
             for i, (sub, model) in enumerate(zip(subs, models, strict=True)):
                 sub.finish()
                 if model.state == "failed":
