@@ -15,6 +15,13 @@ and, in the same process, the sequential-steps/s of plain workflow steps: the
 ceiling a superstep (one step commit each) is bounded by. The cycle and the
 fan-out are also run on the in-memory journal (no durable checkpoint).
 
+Each measure is run 1 + 3 times, each run with its own event loop and a fresh
+journal file; the first run warms up (imports, the interpreter's specialised
+code, the allocator's arenas) and is dropped. Rates and ms/round are over the
+total time of the 3 runs (a mean, so a full garbage collection that lands in
+one of them counts); latencies pool the 3 runs' emits (1,500). LangGraph's
+figures are taken the same way.
+
 LangGraph, in the same process run, when ``langgraph`` is importable
 ---------------------------------------------------------------------
 langgraph is not a dependency of actorflow (not in pyproject.toml or uv.lock);
@@ -94,6 +101,8 @@ CYCLE_SUPERSTEPS = 2_000
 FAN_OUT = 50
 ROUNDS = 20
 EMITS = 500
+WARMUP = 1
+RUNS = 3
 
 n = af.Key("n", 0)
 cycle = af.Graph("bench-cycle", keys=[n], max_supersteps=CYCLE_SUPERSTEPS + 10)
@@ -162,39 +171,50 @@ async def many_steps(ctx: af.WorkflowContext, count: int) -> int:
 
 
 async def bench_cycle(db: Path | af.Journal) -> float:
+    """Seconds to run the 2-node cycle's CYCLE_SUPERSTEPS supersteps."""
     async with af.Runtime(db) as rt:
         t0 = time.perf_counter()
         out = await rt.run(cycle_graph)
         elapsed = time.perf_counter() - t0
     assert out["n"] == CYCLE_SUPERSTEPS
-    return CYCLE_SUPERSTEPS / elapsed
+    return elapsed
 
 
 async def bench_fan_out(db: Path | af.Journal) -> float:
+    """Seconds to run the fan-out's ROUNDS rounds."""
     async with af.Runtime(db) as rt:
         t0 = time.perf_counter()
         out = await rt.run(fan_graph)
         elapsed = time.perf_counter() - t0
     assert out["done"] == FAN_OUT * ROUNDS
-    return elapsed / ROUNDS * 1000
+    return elapsed
 
 
-async def bench_emit_latency(journal: af.Journal) -> tuple[float, float]:
+async def bench_emit_latency(journal: af.Journal) -> list[float]:
+    """Each emit's seconds from ``ctx.emit`` to the ``graph.stream`` consumer."""
     latencies = []
     async with af.Runtime(journal) as rt:
         async for r in emit_graph.stream(rt):
             if isinstance(r.updates, float):
                 latencies.append(time.perf_counter() - r.updates)
-    latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    return statistics.median(latencies) * 1000, p99 * 1000
+    return latencies
 
 
-async def bench_steps(db: Path) -> float:
+async def bench_steps(db: Path | af.Journal) -> float:
+    """Seconds to run CYCLE_SUPERSTEPS sequential no-op steps."""
     async with af.Runtime(db) as rt:
         t0 = time.perf_counter()
         await rt.run(many_steps, CYCLE_SUPERSTEPS)
-        return CYCLE_SUPERSTEPS / (time.perf_counter() - t0)
+        return time.perf_counter() - t0
+
+
+def repeated(run: Callable[[int], Any]) -> list[Any]:
+    """``run(i)`` for WARMUP + RUNS runs; the warm-up runs' results are dropped."""
+    return [run(i) for i in range(WARMUP + RUNS)][WARMUP:]
+
+
+def pooled(runs: list[list[float]]) -> list[float]:
+    return [latency for run in runs for latency in run]
 
 
 # --- LangGraph: the same three graphs, when langgraph is importable ---------------------------
@@ -294,8 +314,9 @@ def _check_fan(out: dict[str, Any]) -> None:
 
 
 def _latency_ms(latencies: list[float]) -> tuple[float, float]:
-    assert len(latencies) == EMITS, len(latencies)
-    latencies.sort()
+    """p50 and p99 of ``latencies`` (seconds), in ms."""
+    assert len(latencies) == EMITS * RUNS, len(latencies)
+    latencies = sorted(latencies)
     return statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99) - 1] * 1000
 
 
@@ -362,6 +383,15 @@ async def _lg_async(builder: Callable[[bool], Any], db: Path | None, steps: int,
             await conn.close()
 
 
+def _lg_once(
+    builder: Callable[[bool], Any], db: Path | None, steps: int, mode: str, api: str
+) -> Any:
+    """One run with LangGraph's ``api`` ("sync" or "async")."""
+    if api == "sync":
+        return _lg_sync(builder, db, steps, mode)
+    return asyncio.run(_lg_async(builder, db, steps, mode))
+
+
 def langgraph_version() -> str | None:
     """The installed langgraph's version, or None when it (or its SQLite saver) is missing."""
     try:
@@ -387,11 +417,13 @@ def langgraph_figures(d: Path) -> tuple[dict[str, float], dict[str, str]]:
         for where in ("sqlite", "memory"):
             found: dict[str, Any] = {}
             for api in ("sync", "async"):
-                db = d / f"lg-{mode}-{where}-{api}.db" if where == "sqlite" else None
-                if api == "sync":
-                    found[api] = _lg_sync(builder, db, steps, mode)
-                else:
-                    found[api] = asyncio.run(_lg_async(builder, db, steps, mode))
+                runs = [
+                    _lg_once(builder, d / f"lg-{mode}-{where}-{api}-{i}.db", steps, mode, api)
+                    if where == "sqlite"
+                    else _lg_once(builder, None, steps, mode, api)
+                    for i in range(WARMUP + RUNS)
+                ][WARMUP:]
+                found[api] = pooled(runs) if mode == "emit" else sum(runs)
             if mode == "emit":
                 lat = {api: _latency_ms(v) for api, v in found.items()}
                 best = min(lat, key=lambda api: lat[api][1])
@@ -402,9 +434,9 @@ def langgraph_figures(d: Path) -> tuple[dict[str, float], dict[str, str]]:
             best = min(found, key=lambda api: found[api])
             name = key if where == "sqlite" else f"{key}_memory"
             if mode == "cycle":
-                figures[name] = CYCLE_SUPERSTEPS / found[best]
+                figures[name] = CYCLE_SUPERSTEPS * RUNS / found[best]
             else:
-                figures[name] = found[best] / ROUNDS * 1000
+                figures[name] = found[best] / (ROUNDS * RUNS) * 1000
             apis[name] = best
     return figures, apis
 
@@ -439,21 +471,29 @@ def versus_table(results: dict[str, float], lg: dict[str, float], apis: dict[str
 
 
 def measure(backend: str, d: Path) -> dict[str, float]:
+    def on(bench: Callable[[Any], Any], name: str | None) -> list[Any]:
+        """``bench``'s results over repeated runs, each on a fresh journal: a file
+        ``<name><i>.db``, or in memory when ``name`` is None."""
+
+        def run(i: int) -> Any:
+            journal = af.MemoryJournal() if name is None else af.SQLiteJournal(d / f"{name}{i}.db")
+            return anyio.run(bench, journal, backend=backend)
+
+        return repeated(run)
+
+    total_steps = CYCLE_SUPERSTEPS * RUNS
+    total_rounds = ROUNDS * RUNS
     results: dict[str, float] = {
-        "sequential_steps_per_s": anyio.run(bench_steps, d / "s.db", backend=backend),
-        "cycle_supersteps_per_s": anyio.run(bench_cycle, d / "c.db", backend=backend),
-        "fan_out_50_ms_per_round": anyio.run(bench_fan_out, d / "f.db", backend=backend),
+        "sequential_steps_per_s": total_steps / sum(on(bench_steps, "s")),
+        "cycle_supersteps_per_s": total_steps / sum(on(bench_cycle, "c")),
+        "fan_out_50_ms_per_round": sum(on(bench_fan_out, "f")) / total_rounds * 1000,
+        "cycle_supersteps_per_s_memory": total_steps / sum(on(bench_cycle, None)),
+        "fan_out_50_ms_per_round_memory": sum(on(bench_fan_out, None)) / total_rounds * 1000,
     }
-    results["cycle_supersteps_per_s_memory"] = anyio.run(
-        bench_cycle, af.MemoryJournal(), backend=backend
-    )
-    results["fan_out_50_ms_per_round_memory"] = anyio.run(
-        bench_fan_out, af.MemoryJournal(), backend=backend
-    )
-    p50, p99 = anyio.run(bench_emit_latency, af.SQLiteJournal(d / "e.db"), backend=backend)
+    p50, p99 = _latency_ms(pooled(on(bench_emit_latency, "e")))
     results["emit_latency_sqlite_p50_ms"] = p50
     results["emit_latency_sqlite_p99_ms"] = p99
-    p50, p99 = anyio.run(bench_emit_latency, af.MemoryJournal(), backend=backend)
+    p50, p99 = _latency_ms(pooled(on(bench_emit_latency, None)))
     results["emit_latency_memory_p50_ms"] = p50
     results["emit_latency_memory_p99_ms"] = p99
     results["cycle_vs_sequential_steps"] = (
