@@ -554,3 +554,49 @@ def test_random_graphs_agree_with_a_sequential_reference(
         done = [r.node for r in in_step if isinstance(r.updates, dict)]
         assert sorted(emits) == done  # one emit per completion; completions in name order
         assert all(isinstance(r.updates, dict) for r in in_step[len(emits) :])
+
+
+# -- nodes stream like steps --------------------------------------------------------------
+
+
+async def test_nodes_put_and_write_streams_like_steps(tmp_path: Any) -> None:
+    tokens = af.ListKey("tokens")
+    g = af.Graph("streamer", keys=[tokens])
+
+    @g.node(to=["b"])
+    async def a(ctx: af.NodeContext, view: af.View) -> af.Command:
+        for word in ("one", "two"):
+            await ctx.put_stream(word)
+            await ctx.write_stream("words", word)
+        return af.Command().append(tokens, "a").to("b")
+
+    @g.node(to=[af.END])
+    async def b(ctx: af.NodeContext, view: af.View) -> af.Command:
+        await ctx.put_stream("three")
+        await ctx.write_stream("words", "three")
+        return af.Command().append(tokens, "b").to(af.END)
+
+    g.start("a")
+    compiled = g.build()
+    async with af.Runtime(tmp_path / "j.db") as rt:
+        async with rt.subscribe("stream.r1.>") as sub:
+            final = await af.last(compiled.stream(rt, None, run_id="r1"))
+            live = []
+            async for msg in sub:
+                live.append((msg.step_id, msg.seq, msg.data))
+                if len(live) == 3:
+                    break
+        assert final.output == {"tokens": ["a", "b"]}
+        # Each node runs as the step <graph>-<node>: stream.r1.streamer-a, ...
+        assert live == [
+            ("streamer-a", 1, "one"),
+            ("streamer-a", 2, "two"),
+            ("streamer-b", 1, "three"),
+        ]
+        durable = [e async for e in rt.read_stream_entries("r1", "words")]
+    assert [(e.value, e.step_id) for e in durable] == [
+        ("one", "streamer-a"),
+        ("two", "streamer-a"),
+        ("three", "streamer-b"),
+    ]
+    assert [e.offset for e in durable] == [0, 1, 2]
