@@ -27,8 +27,9 @@ is small and commits do not fsync, right there in the loop's thread (an
 ~150 us on a 2-core VM, three times a small WAL commit, and a sequential
 workflow pays it once per step; under load the thread commits while the loop
 runs, so big batches always go there. SQLite's automatic checkpoint is off on
-the writing connection, so no checkpoint (which fsyncs) runs inline; the
-writer thread checkpoints instead.
+the writing connection, so no checkpoint (which fsyncs) runs inline; a
+checkpoint thread with a connection of its own checkpoints instead, while
+commits go on, and holds commits off only to copy the last few frames.
 
 Reads run in worker threads on their own read-only connections, each query in
 one read transaction, so they only ever see a committed snapshot.
@@ -95,8 +96,8 @@ _MAX_BATCH = 5000
 # times the commit itself. Bigger batches, and every batch while the thread
 # works, go to the thread. See _inline_commit.
 _INLINE_MAX = 64
-# WAL pages after which the writer thread checkpoints (SQLite's own automatic
-# checkpoint is off, so that it never runs inside an inline commit).
+# WAL pages after which the checkpoint thread checkpoints (SQLite's own
+# automatic checkpoint is off, so that it never runs inside an inline commit).
 _CHECKPOINT_PAGES = 1000
 # Committed tails kept in memory for streams being read (see _Tails): how many
 # streams, and how many entries each.
@@ -277,9 +278,14 @@ class SQLiteJournal:
     _open: bool = attrs.field(default=False, init=False, repr=False)
     _accepting: bool = attrs.field(default=False, init=False, repr=False)
     _ticket: int = attrs.field(default=0, init=False, repr=False)
-    _queue: queue.SimpleQueue[_Batch | Literal["checkpoint"] | None] = attrs.field(
+    _queue: queue.SimpleQueue[_Batch | None] = attrs.field(
         factory=queue.SimpleQueue, init=False, repr=False
     )
+    # Checkpoint requests (True) for the checkpoint thread; None stops it.
+    _checkpoints: queue.SimpleQueue[bool | None] = attrs.field(
+        factory=queue.SimpleQueue, init=False, repr=False
+    )
+    _checkpointer: threading.Thread | None = attrs.field(default=None, init=False, repr=False)
     _pending: _Batch = attrs.field(factory=list, init=False, repr=False)
     _flush_scheduled: bool = attrs.field(default=False, init=False, repr=False)
     _in_flight: int = attrs.field(default=0, init=False, repr=False)
@@ -336,6 +342,7 @@ class SQLiteJournal:
             self._call_here = current_call_here()
             writer = await anyio.to_thread.run_sync(self._open_writer)
         self._queue = queue.SimpleQueue()
+        self._checkpoints = queue.SimpleQueue()
         self._pending, self._flush_scheduled, self._in_flight = [], False, 0
         self._tails = _Tails()
         self._batch_writer = writer
@@ -346,6 +353,13 @@ class SQLiteJournal:
             daemon=True,
         )
         self._writer.start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(writer, self._checkpoints, call_soon, self._watch),
+            name=f"actorflow journal checkpointer ({self.path})",
+            daemon=True,
+        )
+        self._checkpointer.start()
         self._open = self._accepting = True
 
     async def close(self) -> None:
@@ -369,6 +383,10 @@ class SQLiteJournal:
                 await anyio.to_thread.run_sync(writer.join)
                 if self._writer_error is None:
                     self._watch.advance(self._ticket)
+            checkpointer, self._checkpointer = self._checkpointer, None
+            if checkpointer is not None:
+                self._checkpoints.put(None)
+                await anyio.to_thread.run_sync(checkpointer.join)
             await anyio.to_thread.run_sync(self._release)
         if self._writer_error is not None:
             self._watch.fail(self._writer_error)
@@ -387,7 +405,10 @@ class SQLiteJournal:
             )
             try:
                 _translate(lambda: self._prepare(conn, exists), f"cannot set up {self.path!r}")
-                writer = _translate(lambda: _BatchWriter(conn), f"cannot set up {self.path!r}")
+                writer = _translate(
+                    lambda: _BatchWriter(conn, real, self.synchronous),
+                    f"cannot set up {self.path!r}",
+                )
             except BaseException:
                 conn.close()
                 raise
@@ -562,14 +583,18 @@ class SQLiteJournal:
                 self._watch.fail(exc)
                 return True
             self._inline_commits += 1
-            if writer.unchecked_pages >= _CHECKPOINT_PAGES and not writer.checkpoint_asked:
-                writer.checkpoint_asked = True
-                self._queue.put("checkpoint")
+            self._ask_checkpoint(writer)
         finally:
             self._conn_lock.release()
         self._tails.committed(batch)
         self._watch.advance(batch[-1][0])
         return True
+
+    def _ask_checkpoint(self, writer: _BatchWriter) -> None:
+        """After a commit (holding ``_conn_lock``): wake the checkpoint thread if it is time."""
+        if writer.unchecked_pages >= _CHECKPOINT_PAGES and not writer.checkpoint_asked:
+            writer.checkpoint_asked = True
+            self._checkpoints.put(True)
 
     def _commit(self, writer: _BatchWriter, batch: _Batch) -> None:
         """Write ``batch`` in one transaction (holding ``_conn_lock``)."""
@@ -582,8 +607,8 @@ class SQLiteJournal:
         """The writer failed (holding ``_conn_lock``): refuse appends, undo the transaction."""
         self._accepting = False
         self._writer_error = exc
-        if writer.conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):  # it is closed later either way
+        with contextlib.suppress(sqlite3.Error):  # it is (or will be) closed either way
+            if writer.conn.in_transaction:
                 writer.conn.execute("ROLLBACK")
 
     def _refusal(self) -> JournalError:
@@ -601,7 +626,7 @@ class SQLiteJournal:
     def _write_loop(
         self,
         writer: _BatchWriter,
-        pending: queue.SimpleQueue[_Batch | Literal["checkpoint"] | None],
+        pending: queue.SimpleQueue[_Batch | None],
         call_soon: CallSoon,
         watch: CommitWatch,
     ) -> None:
@@ -616,32 +641,75 @@ class SQLiteJournal:
                     if item is None:
                         stop = True
                         break
-                    if item != "checkpoint":
-                        batch += item
-                        batches += 1
-                        if len(batch) >= _MAX_BATCH:
-                            break
+                    batch += item
+                    batches += 1
+                    if len(batch) >= _MAX_BATCH:
+                        break
                     try:
                         item = pending.get_nowait()
                     except queue.Empty:
                         break
+                if not batch:
+                    continue
                 with lock:
                     if self._writer_error is not None:
                         return
                     try:
-                        if batch:
-                            self._commit(writer, batch)
-                        if writer.unchecked_pages >= _CHECKPOINT_PAGES:
-                            writer.checkpoint()
+                        self._commit(writer, batch)
                     except BaseException as exc:
                         self._fail(writer, exc)
                         _notify(call_soon, watch.fail, exc)
                         return
-                if batch:
-                    _notify(call_soon, self._committed_batches, watch, batch, batches)
+                    self._ask_checkpoint(writer)
+                _notify(call_soon, self._committed_batches, watch, batch, batches)
         finally:
             with lock:
                 writer.conn.close()
+
+    def _checkpoint_loop(
+        self,
+        writer: _BatchWriter,
+        requests: queue.SimpleQueue[bool | None],
+        call_soon: CallSoon,
+        watch: CommitWatch,
+    ) -> None:
+        """The checkpoint thread: copy the WAL back into the file while commits go on.
+
+        A PASSIVE checkpoint on a connection of its own does the bulk of the
+        work (copying pages, two fsyncs) without ``_conn_lock``, so the loop's
+        inline commits and the writer thread carry on meanwhile. A second one,
+        holding the lock, copies the few frames committed in between: the
+        checkpoint then completes, and the next commit starts the WAL over
+        (without it, steady commits would keep the WAL from ever restarting).
+        """
+        lock = self._conn_lock
+        conn: sqlite3.Connection | None = None
+        try:
+            while requests.get():
+                try:
+                    if conn is None:
+                        conn = writer.connect_checkpointer()
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except BaseException as exc:
+                    with lock:
+                        if self._writer_error is None:
+                            self._fail(writer, exc)
+                            _notify(call_soon, watch.fail, exc)
+                    return
+                with lock:
+                    if self._writer_error is not None:
+                        return
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except BaseException as exc:
+                        self._fail(writer, exc)
+                        _notify(call_soon, watch.fail, exc)
+                        return
+                    writer.unchecked_pages = 0
+                    writer.checkpoint_asked = False
+        finally:
+            if conn is not None:
+                conn.close()
 
     async def wait_committed(self, ticket: int) -> None:
         """Return once the record with ``ticket`` (and every one before it) is committed.
@@ -1075,6 +1143,8 @@ class _BatchWriter:
     """
 
     conn: sqlite3.Connection
+    path: str
+    synchronous: str
     stream_ids: dict[tuple[str, str], int] = attrs.field(factory=dict)
     last_records: dict[str, int | None] = attrs.field(factory=dict)
     records: _RowInserter = attrs.field(init=False)
@@ -1200,11 +1270,15 @@ class _BatchWriter:
         # the records, and about one page per 30 records or entries.
         self.unchecked_pages += 2 + len(touched) + len(batch) // 30
 
-    def checkpoint(self) -> None:
-        """Copy the WAL back into the database file (PASSIVE: readers are not waited for)."""
-        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        self.unchecked_pages = 0
-        self.checkpoint_asked = False
+    def connect_checkpointer(self) -> sqlite3.Connection:
+        """A second connection to the file, for the checkpoint thread."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
 
 def _is_terminal(conn: sqlite3.Connection, run_id: str) -> bool:

@@ -7,6 +7,7 @@ import sqlite3
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,12 @@ from actorflow._records import (
     StreamClose,
     StreamWrite,
 )
-from actorflow._sqlite_journal import APPLICATION_ID, SCHEMA_VERSION, SQLiteJournal
+from actorflow._sqlite_journal import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    SQLiteJournal,
+    _BatchWriter,
+)
 
 BOOM = ErrorInfo("ValueError", "boom", "Traceback ...")
 
@@ -493,9 +499,9 @@ async def test_synchronous_full_never_commits_inline(tmp_path: Path) -> None:
     await journal.close()
 
 
-async def test_the_writer_thread_checkpoints_the_wal_of_inline_commits(tmp_path: Path) -> None:
+async def test_the_checkpoint_thread_bounds_the_wal_of_inline_commits(tmp_path: Path) -> None:
     # SQLite's automatic checkpoint is off (it would fsync inside an inline
-    # commit); without the writer's own, 3,000 commits would leave a WAL of
+    # commit); without the checkpoint thread, 3,000 commits would leave a WAL of
     # ~6,600 pages (27 MB).
     path = tmp_path / "j.db"
     journal = SQLiteJournal(path)
@@ -506,6 +512,96 @@ async def test_the_writer_thread_checkpoints_the_wal_of_inline_commits(tmp_path:
     assert journal.statistics().inline_commits >= 2500
     assert (tmp_path / "j.db-wal").stat().st_size < 2000 * 4096
     await journal.close()
+
+
+class HeldCheckpointer:
+    """A checkpoint connection whose first checkpoint waits until released."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: Any) -> None:
+        self.conn, self.lock = conn, lock
+        self.copying, self.release = threading.Event(), threading.Event()
+        self.done = threading.Event()
+        self.locked: list[bool] = []  # whether commits were held off, per call
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        self.locked.append(self.lock.locked())
+        if len(self.locked) == 1:
+            self.copying.set()
+            self.release.wait()
+        cursor = self.conn.execute(sql)
+        if len(self.locked) == 2:
+            self.done.set()
+        return cursor
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def test_commits_go_on_inline_while_the_checkpoint_copies_the_wal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    held: list[HeldCheckpointer] = []
+    connect = _BatchWriter.connect_checkpointer
+
+    def connect_held(writer: _BatchWriter) -> Any:
+        held.append(HeldCheckpointer(connect(writer), journal._conn_lock))
+        return held[-1]
+
+    monkeypatch.setattr(_BatchWriter, "connect_checkpointer", connect_held)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    offset = 0
+    while not held or not held[0].copying.is_set():  # ~3 WAL pages per commit
+        await fill(journal, [entry(offset), entry(offset + 1)])
+        offset += 2
+        assert offset < 2000, "no checkpoint was asked for"
+    (checkpointer,) = held
+    before = journal.statistics()
+    for _ in range(50):  # the checkpoint is copying: commits do not wait for it
+        await fill(journal, [entry(offset), entry(offset + 1)])
+        offset += 2
+    after = journal.statistics()
+    assert after.inline_commits - before.inline_commits == 50
+    checkpointer.release.set()
+    await anyio.to_thread.run_sync(checkpointer.done.wait)
+    # The bulk went on without the lock (the inline commits above show it);
+    # then the frames committed meanwhile, with commits held off, so the
+    # checkpoint completes and the WAL starts over.
+    assert len(checkpointer.locked) == 2
+    assert checkpointer.locked[1]
+    await fill(journal, [entry(offset)])
+    await journal.close()
+    reader = SQLiteJournal(tmp_path / "j.db", readonly=True)
+    await reader.open()
+    page = await reader.read_stream("r", "k", 0, 5000)
+    assert [e.offset for e in page.entries] == list(range(offset + 1))
+    await reader.close()
+
+
+async def test_a_failed_checkpoint_fails_the_journal_naming_the_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(writer: _BatchWriter) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(_BatchWriter, "connect_checkpointer", broken)
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    with pytest.raises(af.JournalError, match="disk I/O error"):  # noqa: PT012 - until it fails
+        for i in range(0, 4000, 2):
+            await fill(journal, [entry(i), entry(i + 1)])
+    with pytest.raises(af.JournalError, match="disk I/O error"):
+        journal.append(entry(5000))
+    with pytest.raises(af.JournalError, match="writer failed"):
+        await journal.close()
+    again = SQLiteJournal(tmp_path / "j.db")  # what was committed is still there
+    await again.open()
+    entries = (await again.read_stream("r", "k", 0, 5000)).entries
+    assert [e.offset for e in entries] == list(range(len(entries)))
+    assert len(entries) >= 600
+    await again.close()
 
 
 batch_ops = st.lists(
