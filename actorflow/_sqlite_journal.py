@@ -183,6 +183,7 @@ COMMIT;
 _INSERT_ENTRIES = "INSERT INTO stream_entries VALUES {rows}"
 _ENTRY_COLUMNS = 6  # of stream_entries, inserted in schema order
 _MAX_ROWS_PER_INSERT = 1024
+_EXACT_ROWS = 8
 _GROW_STREAM = "UPDATE streams SET length = ? WHERE id = ?"
 _START_RUN = (
     "INSERT INTO runs (run_id, workflow, status, started_at, input) VALUES (?, ?, 'PENDING', ?, ?) "
@@ -1090,7 +1091,9 @@ class _RowInserter:
     """Runs a statement over many rows at once: ``INSERT ... VALUES (...), (...), ...``.
 
     Statements hold up to ``_MAX_ROWS_PER_INSERT`` rows, then halving sizes
-    for the rest, so every statement text is cached. ``executemany`` would
+    for the rest, so every statement text is cached; up to ``_EXACT_ROWS`` rows
+    (a step's or a superstep's few records) take one statement of their exact
+    size, since each statement costs ~10 us even for one row. ``executemany`` would
     release and re-acquire the GIL around every row's ``sqlite3_step``, and
     while the event loop's thread is busy each re-acquisition can wait for a
     whole switch interval; one statement per batch waits once.
@@ -1109,16 +1112,21 @@ class _RowInserter:
         while rows * 2 <= min(limit, _MAX_ROWS_PER_INSERT):
             rows *= 2
         row = "(" + ", ".join("?" * columns) + ")"
-        sql, size = {}, rows
+        sizes = set(range(1, min(rows, _EXACT_ROWS) + 1))
+        size = rows
         while size:
-            sql[size] = template.format(rows=", ".join([row] * size))
+            sizes.add(size)
             size //= 2
+        sql = {size: template.format(rows=", ".join([row] * size)) for size in sizes}
         return cls(conn.execute, columns, rows, sql)
 
     def insert(self, values: list[Any]) -> None:
         """Insert rows given as one flat list of column values, in order."""
         execute, sql, columns = self.execute, self.sql, self.columns
         rows, start, size = len(values) // columns, 0, self.max_rows
+        if rows <= _EXACT_ROWS:
+            execute(sql[rows], values)
+            return
         while rows:
             while size > rows:
                 size //= 2
