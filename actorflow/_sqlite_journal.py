@@ -691,23 +691,18 @@ class SQLiteJournal:
                     if conn is None:
                         conn = writer.connect_checkpointer()
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    with lock:
+                        if self._writer_error is not None:
+                            return
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        writer.unchecked_pages = 0
+                        writer.checkpoint_asked = False
                 except BaseException as exc:
                     with lock:
                         if self._writer_error is None:
                             self._fail(writer, exc)
                             _notify(call_soon, watch.fail, exc)
                     return
-                with lock:
-                    if self._writer_error is not None:
-                        return
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    except BaseException as exc:
-                        self._fail(writer, exc)
-                        _notify(call_soon, watch.fail, exc)
-                        return
-                    writer.unchecked_pages = 0
-                    writer.checkpoint_asked = False
         finally:
             if conn is not None:
                 conn.close()
