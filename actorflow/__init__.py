@@ -6,7 +6,7 @@ over a journal (in memory or a SQLite file), stream output live
 (``ctx.write_stream`` → :meth:`RunHandle.read_stream`).
 """
 
-from ._broker import Message, Overflow, Subscription, SubscriptionStatistics
+from . import abc, records
 from ._context import StepContext, ThreadStepContext, WorkflowContext
 from ._exceptions import (
     ActorflowError,
@@ -27,11 +27,12 @@ from ._exceptions import (
 )
 from ._graph import END, Command, CompiledGraph, Graph, Key, ListKey, View
 from ._graph_run import ExecutionResult, GraphStream, NodeContext, last
-from ._journal import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
-from ._memory_journal import MemoryJournal
+from ._journals._memory import MemoryJournal
+from ._journals._sqlite import SQLiteJournal
+from ._live import Message, Overflow, Subscription, SubscriptionStatistics
 from ._registry import Backoff, Step, Workflow, step, workflow
 from ._runtime import RunHandle, Runtime
-from ._sqlite_journal import SQLiteJournal
+from .abc import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 
 __version__ = "0.1.0.dev0"
 
@@ -80,7 +81,9 @@ __all__ = (
     "Workflow",
     "WorkflowContext",
     "WorkflowNotFound",
+    "abc",
     "last",
+    "records",
     "step",
     "workflow",
 )

@@ -27,8 +27,9 @@ from ._codec import _encoder, decode_value, encode_value
 from ._context import StepContext, ThreadStepContext, WorkflowContext
 from ._exceptions import NonDeterminism, StepFailed, StreamClosed, ValidationError
 from ._history import BodyOp, ReplayState, StepRecord
-from ._journal import RunStatus
-from ._records import (
+from ._registry import Step, Workflow
+from .abc import RunStatus
+from .records import (
     ErrorInfo,
     EventSet,
     MessageReceived,
@@ -45,7 +46,6 @@ from ._records import (
     StreamWrite,
     WaitStarted,
 )
-from ._registry import Step, Workflow
 
 if TYPE_CHECKING:
     from ._runtime import Runtime

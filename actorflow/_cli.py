@@ -29,10 +29,10 @@ from ._actors import validate_key
 from ._codec import decode_value
 from ._exceptions import ActorflowError, JournalError, RunNotFound, ValidationError
 from ._history import StepRecord, fold
-from ._journal import Journal, RunInfo, RunStatus, StreamEntry
+from ._journals._sqlite import SQLiteJournal
 from ._registry import Workflow
-from ._sqlite_journal import SQLiteJournal
 from ._terminal import Style, escape, format_duration, format_time, json_value, render_value
+from .abc import Journal, RunInfo, RunStatus, StreamEntry
 
 __all__ = ("main",)
 

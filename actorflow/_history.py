@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import attrs
 
-from ._journal import RunHistory
-from ._records import (
+from .abc import RunHistory
+from .records import (
     ErrorInfo,
     EventSet,
     MessageReceived,

@@ -16,7 +16,6 @@ import anyio.abc
 import attrs
 
 from ._actors import CancelRun, RunActor, validate_key
-from ._broker import Broker, Overflow, Subscription
 from ._codec import decode_value, encode_value
 from ._exceptions import (
     ActorflowError,
@@ -27,31 +26,18 @@ from ._exceptions import (
     ValidationError,
 )
 from ._history import fold
-from ._journal import Journal, RunInfo, RunStatus, StreamEntry
-from ._memory_journal import MemoryJournal
-from ._records import EventSet, MessageSent, RunStarted, StreamClose
-from ._records import RunFinished as RunFinishedRecord
+from ._journals import open_journal
+from ._live import Broker, Overflow, Subscription
 from ._registry import Workflow, lookup_workflow, registered_workflows
 from ._stream_reader import StreamReaders
+from .abc import Journal, RunInfo, RunStatus, StreamEntry
+from .records import EventSet, MessageSent, RunStarted, StreamClose
+from .records import RunFinished as RunFinishedRecord
 
 __all__ = ("RunHandle", "Runtime")
 
 O = TypeVar("O")  # noqa: E741
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-
-
-def _open_journal(journal: Journal | str | os.PathLike[str] | None) -> Journal:
-    if journal is None:
-        return MemoryJournal()
-    if isinstance(journal, str | os.PathLike):
-        from ._sqlite_journal import SQLiteJournal
-
-        return SQLiteJournal(journal)
-    if isinstance(journal, Journal):
-        return journal
-    raise ValidationError(
-        f"Runtime(journal=...) takes None, a path, or an af.Journal, not {journal!r}"
-    )
 
 
 @attrs.define(eq=False, init=False)
@@ -77,7 +63,7 @@ class Runtime:
     _stream_readers: StreamReaders
 
     def __init__(self, journal: Journal | str | os.PathLike[str] | None = None) -> None:
-        self.journal = _open_journal(journal)
+        self.journal = open_journal(journal)
         self.broker = Broker()
         self._tg = None
         self._tg_cm = None

@@ -30,7 +30,7 @@ import anyio
 import attrs
 
 from ._exceptions import RunNotFound, ValidationError
-from ._journal import Journal, StreamEntry, StreamPage
+from .abc import Journal, StreamEntry, StreamPage
 
 __all__ = ("StreamReaders",)
 

@@ -69,7 +69,6 @@ import sniffio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._actors import validate_key
-from ._broker import Message, Subscription
 from ._codec import decode_value
 from ._exceptions import (
     ActorflowError,
@@ -78,9 +77,9 @@ from ._exceptions import (
     ValidationError,
     WorkflowNotFound,
 )
-from ._journal import RunInfo, StreamEntry
+from ._live import Message, Subscription, validate_pattern
 from ._registry import Workflow
-from ._subjects import validate_pattern
+from .abc import RunInfo, StreamEntry
 
 try:
     from starlette.applications import Starlette

@@ -35,7 +35,7 @@ from _report import add_report_args, load_baseline, save, table
 from bench_runtime import many_steps
 
 import actorflow as af
-from actorflow._backend import current_call_soon
+from actorflow._eventloop import current_call_soon
 
 ROUNDS = 5_000
 

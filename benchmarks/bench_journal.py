@@ -27,8 +27,8 @@ from typing import Any
 
 import anyio
 
-from actorflow._records import RunStarted, StreamWrite
-from actorflow._sqlite_journal import SQLiteJournal
+from actorflow._journals._sqlite import SQLiteJournal
+from actorflow.records import RunStarted, StreamWrite
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _baselines import sqlite_ceiling

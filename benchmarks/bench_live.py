@@ -45,7 +45,7 @@ from _report import add_report_args, change, load_baseline, save
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actorflow._broker import Broker
+from actorflow._live._broker import Broker
 
 ROUNDS = 3
 # The stalled ratio compares two rates ~5% apart; single rounds here swing

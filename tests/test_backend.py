@@ -8,7 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from actorflow._backend import current_call_here, current_call_soon
+from actorflow._eventloop import current_call_here, current_call_soon
 
 
 async def test_call_here_runs_callbacks_in_order_after_the_caller_yields() -> None:

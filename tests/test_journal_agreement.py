@@ -29,8 +29,9 @@ from hypothesis.stateful import (
 )
 
 import actorflow as af
-from actorflow._journal import Journal
-from actorflow._records import (
+from actorflow._journals._sqlite import SQLiteJournal
+from actorflow.abc import Journal
+from actorflow.records import (
     ErrorInfo,
     Record,
     RunFinished,
@@ -44,7 +45,6 @@ from actorflow._records import (
     StreamClose,
     StreamWrite,
 )
-from actorflow._sqlite_journal import SQLiteJournal
 
 _T = TypeVar("_T")
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import actorflow as af
-from actorflow._records import RunFinished, RunStarted, StreamClose, StreamWrite
+from actorflow.records import RunFinished, RunStarted, StreamClose, StreamWrite
 
 
 async def test_memory_journal_commits_on_append() -> None:

@@ -56,7 +56,7 @@ async def test_reopening_resumes_runs_and_skips_completed_steps() -> None:
     assert executions == Counter({"r0": 1, "r1": 2, "r2": 1})
     history = await journal.load_history("resume-me")
     assert history is not None
-    attempts = [r.attempt for r in history.records if isinstance(r, af._records.StepStarted)]
+    attempts = [r.attempt for r in history.records if isinstance(r, af.records.StepStarted)]
     assert attempts == [1, 1, 2, 1]  # the interrupted step ran again as attempt 2
 
 

@@ -183,7 +183,7 @@ async def test_gather_runs_steps_concurrently_in_call_order() -> None:
         ids = sorted(
             (r.position, r.step_id)
             for r in history.records
-            if isinstance(r, af._records.StepStarted)
+            if isinstance(r, af.records.StepStarted)
         )
         assert ids == [(0, "slow_square"), (1, "slow_square-2")]  # call order, any start order
 

@@ -105,7 +105,7 @@ async def test_sleep_waits_and_is_journaled() -> None:
         assert anyio.current_time() - start == pytest.approx(3600, abs=1)
         history = await rt.journal.load_history(handle.run_id)
         assert history is not None
-        assert any(isinstance(r, af._records.WaitStarted) for r in history.records)
+        assert any(isinstance(r, af.records.WaitStarted) for r in history.records)
 
 
 async def test_recv_across_a_runtime_restart_is_exactly_once() -> None:

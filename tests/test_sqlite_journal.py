@@ -18,8 +18,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import actorflow as af
-from actorflow._journal import Journal, StreamPage
-from actorflow._records import (
+from actorflow._journals._sqlite import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    SQLiteJournal,
+    _BatchWriter,
+)
+from actorflow.abc import Journal, StreamPage
+from actorflow.records import (
     ErrorInfo,
     Record,
     RunFinished,
@@ -32,12 +38,6 @@ from actorflow._records import (
     StepStarted,
     StreamClose,
     StreamWrite,
-)
-from actorflow._sqlite_journal import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    SQLiteJournal,
-    _BatchWriter,
 )
 
 BOOM = ErrorInfo("ValueError", "boom", "Traceback ...")
@@ -248,7 +248,7 @@ async def test_second_writer_in_the_same_process_is_locked_out(tmp_path: Path) -
 
 
 def _script(body: str) -> list[str]:
-    prelude = "import sys, anyio\nfrom actorflow._sqlite_journal import SQLiteJournal\n"
+    prelude = "import sys, anyio\nfrom actorflow._journals._sqlite import SQLiteJournal\n"
     return [sys.executable, "-c", prelude + textwrap.dedent(body)]
 
 
@@ -290,7 +290,7 @@ async def test_readonly_follows_a_writer_in_another_process(tmp_path: Path) -> N
     writer = _script(
         """
         import time
-        from actorflow._records import RunFinished, StreamWrite
+        from actorflow.records import RunFinished, StreamWrite
         async def main():
             journal = SQLiteJournal(sys.argv[1])
             await journal.open()

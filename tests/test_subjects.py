@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actorflow import ValidationError
-from actorflow._subjects import (
+from actorflow._live._subjects import (
     SubjectIndex,
     stream_subject,
     subject_matches,

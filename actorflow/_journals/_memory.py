@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import attrs
 
-from ._codec import decode_value
-from ._exceptions import JournalError
-from ._journal import (
+from .._codec import decode_value
+from .._exceptions import JournalError
+from ..abc import (
     CommitWatch,
     RunHistory,
     RunInfo,
@@ -15,7 +15,7 @@ from ._journal import (
     StreamInfo,
     StreamPage,
 )
-from ._records import (
+from ..records import (
     Record,
     RunFinished,
     RunResumed,

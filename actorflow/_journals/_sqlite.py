@@ -53,10 +53,10 @@ import anyio.to_thread
 import attrs
 import msgspec
 
-from ._backend import CallSoon, current_call_here, current_call_soon
-from ._codec import decode_value
-from ._exceptions import JournalError, JournalLocked, ValidationError
-from ._journal import (
+from .._codec import decode_value
+from .._eventloop import CallSoon, current_call_here, current_call_soon
+from .._exceptions import JournalError, JournalLocked, ValidationError
+from ..abc import (
     CommitWatch,
     RunHistory,
     RunInfo,
@@ -65,7 +65,7 @@ from ._journal import (
     StreamInfo,
     StreamPage,
 )
-from ._records import (
+from ..records import (
     ErrorInfo,
     Record,
     RunFinished,

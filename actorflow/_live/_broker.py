@@ -63,7 +63,7 @@ import anyio.lowlevel
 import attrs
 import msgspec
 
-from ._exceptions import SlowConsumer, ValidationError
+from .._exceptions import SlowConsumer, ValidationError
 from ._subjects import SubjectIndex, stream_subject, validate_pattern
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import anyio
 import attrs
 
 from ._exceptions import JournalError
-from ._records import ErrorInfo, Record
+from .records import ErrorInfo, Record
 
 __all__ = (
     "CommitWatch",

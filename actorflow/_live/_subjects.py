@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from ._exceptions import ValidationError
+from .._exceptions import ValidationError
 
 __all__ = (
     "SubjectIndex",
