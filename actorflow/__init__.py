@@ -7,6 +7,7 @@ over a journal (in memory or a SQLite file), stream output live
 """
 
 from . import abc, records
+from ._clock import SystemClock
 from ._context import StepContext, ThreadStepContext, WorkflowContext
 from ._exceptions import (
     ActorflowError,
@@ -27,11 +28,12 @@ from ._exceptions import (
 )
 from ._graph import END, Command, CompiledGraph, Graph, Key, ListKey, View
 from ._graph_run import ExecutionResult, GraphStream, NodeContext, last
+from ._handle import RunHandle
 from ._journals._memory import MemoryJournal
 from ._journals._sqlite import SQLiteJournal
 from ._live import Message, Overflow, Subscription, SubscriptionStatistics
 from ._registry import Backoff, Step, Workflow, step, workflow
-from ._runtime import RunHandle, Runtime
+from ._runtime import Runtime
 from .abc import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 
 __version__ = "0.1.0.dev0"
@@ -75,6 +77,7 @@ __all__ = (
     "StreamInfo",
     "Subscription",
     "SubscriptionStatistics",
+    "SystemClock",
     "ThreadStepContext",
     "ValidationError",
     "View",

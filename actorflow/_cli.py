@@ -25,13 +25,13 @@ from typing import Any, NoReturn, TextIO
 import anyio
 import msgspec
 
-from ._actors import validate_key
 from ._codec import decode_value
 from ._exceptions import ActorflowError, JournalError, RunNotFound, ValidationError
 from ._history import StepRecord, fold
 from ._journals._sqlite import SQLiteJournal
 from ._registry import Workflow
 from ._terminal import Style, escape, format_duration, format_time, json_value, render_value
+from ._validate import validate_key
 from .abc import Journal, RunInfo, RunStatus, StreamEntry
 
 __all__ = ("main",)

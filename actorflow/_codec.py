@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import msgspec
 
 from ._exceptions import EncodeError
+from .records import ErrorInfo
 
-__all__ = ("decode_value", "encode_value")
+__all__ = ("decode_value", "encode_value", "error_info")
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder()
@@ -27,7 +29,9 @@ def encode_value(value: object, what: str) -> bytes:
     """
     try:
         return _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        if isinstance(exc, RecursionError):
+            exc = RecursionError("it is nested too deeply, or contains itself")
         raise EncodeError(
             f"{what} cannot be encoded ({exc}); use msgspec-encodable values: "
             "str, int, float, bool, None, bytes, list, tuple, dict, a msgspec Struct, "
@@ -46,3 +50,17 @@ def decode_value(data: bytes, type_: Any = Any) -> Any:
     except TypeError:  # unhashable annotation
         return msgspec.msgpack.Decoder(type_).decode(data)
     return decoder.decode(data)
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """Describe an exception as text; public actorflow errors use their public name."""
+    cls = type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        name = cls.__qualname__
+    elif module.startswith("actorflow."):
+        name = f"actorflow.{cls.__qualname__}"
+    else:
+        name = f"{module}.{cls.__qualname__}"
+    tb = "".join(traceback.format_exception(exc))
+    return ErrorInfo(type=name, message=str(exc), traceback=tb)

@@ -1,22 +1,99 @@
-"""The contexts a workflow body and a step receive as ``ctx``."""
+"""The contexts a workflow body and a step receive as ``ctx``.
+
+A context talks to its run through :class:`RunPort`, the few operations a run
+actor offers its body and its steps, and never reaches into the actor. A step
+attempt's context and the step actor that runs it share one
+:class:`AttemptState` (as both ends of a trio channel share one state object):
+the actor reads the heartbeat and the checkpoint from it, and marks it over
+when the attempt is given up, after which the context refuses to write.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.from_thread
+import attrs
 
 from ._codec import decode_value, encode_value
+from ._exceptions import ActorflowError
 
 if TYPE_CHECKING:
-    from ._actors import RunActor, StepActor
     from ._registry import Step
 
-__all__ = ("StepContext", "ThreadStepContext", "WorkflowContext", "run_concurrently")
+__all__ = (
+    "AttemptState",
+    "RunPort",
+    "StepContext",
+    "ThreadStepContext",
+    "WorkflowContext",
+    "attempt_state",
+    "run_concurrently",
+    "run_port",
+)
 
 O = TypeVar("O")  # noqa: E741
+
+
+class RunPort(Protocol):
+    """What a run actor offers the contexts of its body and its steps."""
+
+    run_id: str
+
+    @property
+    def workflow_name(self) -> str: ...
+
+    def prepare_step(
+        self, step: Step[Any, Any], input: Any, *, wait_commit: bool = True
+    ) -> Callable[[], Awaitable[Any]]: ...
+
+    async def put_stream(self, step_id: str, data: object) -> None: ...
+
+    def write_stream(self, key: str, value: object, step_id: str, attempt: int) -> bool: ...
+
+    def close_stream(self, key: str, step_id: str) -> None: ...
+
+    async def commit(self, ticket: int | None = None) -> None: ...
+
+    async def recv(self, topic: str, timeout: float | None) -> Any: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def set_event(self, key: str, value: object, from_body: bool) -> None: ...
+
+    def save_checkpoint(self, position: int, attempt: int, data: bytes) -> int: ...
+
+    def loop_time(self) -> float: ...
+
+
+@attrs.define(eq=False)
+class AttemptState:
+    """One step attempt, shared by its context and the step actor running it.
+
+    Invariant: touched only in the event loop's thread (a thread step's
+    context hops to the loop for every operation).
+    """
+
+    run: RunPort
+    step_id: str
+    position: int
+    attempt: int
+    checkpoint: bytes | None
+    last_heartbeat: float = 0.0
+    # False once the attempt has ended (returned, failed, timed out): the
+    # writes of a thread step that was abandoned on timeout are refused then.
+    live: bool = True
+
+    def check_live(self) -> None:
+        """Raise if the attempt is over (its thread was abandoned and a retry may run)."""
+        if not self.live:
+            raise ActorflowError(
+                f"attempt {self.attempt} of step {self.step_id!r} in run {self.run.run_id!r} "
+                "has ended (it timed out or was cancelled); its writes are refused so that "
+                "they cannot interleave with the next attempt's"
+            )
 
 
 async def run_concurrently(
@@ -49,6 +126,16 @@ async def run_concurrently(
     return results
 
 
+def run_port(ctx: WorkflowContext) -> RunPort:
+    """The run behind a workflow context (for graph supersteps, which run inside one)."""
+    return ctx._run
+
+
+def attempt_state(ctx: StepContext) -> AttemptState:
+    """The attempt behind a step context (for graph nodes, which are steps)."""
+    return ctx._state
+
+
 class WorkflowContext:
     """What a workflow body can do durably. Every call is journaled or replayed.
 
@@ -59,10 +146,10 @@ class WorkflowContext:
 
     __slots__ = ("_run", "run_id", "workflow")
 
-    def __init__(self, run: RunActor) -> None:
+    def __init__(self, run: RunPort) -> None:
         self._run = run
         self.run_id = run.run_id
-        self.workflow = run.workflow.name
+        self.workflow = run.workflow_name
 
     def __repr__(self) -> str:
         return f"<WorkflowContext run_id={self.run_id!r} workflow={self.workflow!r}>"
@@ -78,7 +165,7 @@ class WorkflowContext:
             EncodeError: ``input`` or the step's output is not msgspec-encodable.
             NonDeterminism: the journal recorded a different call at this position.
         """
-        result: O = await self._run.call_step(step, input)
+        result: O = await self._run.prepare_step(step, input)()
         return result
 
     async def gather(
@@ -161,15 +248,13 @@ class StepContext:
         attempt: this attempt's number, from 1.
     """
 
-    __slots__ = ("_actor", "_checkpoint", "_last_heartbeat", "attempt", "run_id", "step_id")
+    __slots__ = ("_state", "attempt", "run_id", "step_id")
 
-    def __init__(self, actor: StepActor, attempt: int, checkpoint: bytes | None) -> None:
-        self._actor = actor
-        self.run_id = actor.parent.run_id
-        self.step_id = actor.step_id
-        self.attempt = attempt
-        self._checkpoint = checkpoint
-        self._last_heartbeat = 0.0 if actor.step.heartbeat_timeout is None else anyio.current_time()
+    def __init__(self, state: AttemptState) -> None:
+        self._state = state
+        self.run_id = state.run.run_id
+        self.step_id = state.step_id
+        self.attempt = state.attempt
 
     def __repr__(self) -> str:
         return (
@@ -179,15 +264,20 @@ class StepContext:
     @property
     def checkpoint(self) -> Any:
         """The value last saved with :meth:`save_checkpoint` by an earlier attempt, or None."""
-        return None if self._checkpoint is None else decode_value(self._checkpoint)
+        data = self._state.checkpoint
+        return None if data is None else decode_value(data)
 
     def heartbeat(self) -> None:
         """Tell the runtime this attempt is alive (see ``heartbeat_timeout``)."""
-        self._last_heartbeat = anyio.current_time()
+        state = self._state
+        state.last_heartbeat = state.run.loop_time()
 
     async def put_stream(self, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.<step_id>`` (nothing is stored)."""
-        await self._actor.parent.put_stream(self.step_id, data)
+        state = self._state
+        if not state.live:
+            state.check_live()
+        await state.run.put_stream(self.step_id, data)
 
     async def write_stream(self, key: str, value: object) -> None:
         """Append ``value`` to the run's durable stream ``key``; returns once queued.
@@ -202,22 +292,28 @@ class StepContext:
             ValidationError: bad key.
             EncodeError: ``value`` is not msgspec-encodable (nothing is written).
             StreamClosed: the stream was closed.
+            ActorflowError: this attempt has ended (a thread step that timed out).
         """
-        if self._actor.parent.write_stream(key, value, self.step_id, self.attempt):
+        state = self._state
+        if not state.live:
+            state.check_live()
+        if state.run.write_stream(key, value, self.step_id, self.attempt):
             await anyio.lowlevel.checkpoint()
 
     async def close_stream(self, key: str) -> None:
         """Close the run's durable stream ``key``; closing it again does nothing."""
-        self._actor.parent.close_stream(key, self.step_id)
+        self._state.check_live()
+        self._state.run.close_stream(key, self.step_id)
         await anyio.lowlevel.checkpoint()
 
     async def flush(self) -> None:
         """Return once everything this run queued in the journal is committed."""
-        await self._actor.parent.commit()
+        await self._state.run.commit()
 
     async def set_event(self, key: str, value: object) -> None:
         """Publish ``value`` as event ``key`` of this run (see ``RunHandle.get_event``)."""
-        await self._actor.parent.set_event(key, value, from_body=False)
+        self._state.check_live()
+        await self._state.run.set_event(key, value, from_body=False)
 
     async def save_checkpoint(self, value: object) -> None:
         """Save ``value`` durably; the next attempt of this step finds it in ``ctx.checkpoint``.
@@ -225,17 +321,20 @@ class StepContext:
         Raises:
             EncodeError: ``value`` is not msgspec-encodable (nothing is written).
         """
+        state = self._state
+        state.check_live()
         data = encode_value(value, f"the checkpoint of step {self.step_id!r}")
-        ticket = self._actor.save_checkpoint(self.attempt, data)
-        self._checkpoint = data
-        await self._actor.parent.commit(ticket)
+        ticket = state.run.save_checkpoint(state.position, state.attempt, data)
+        state.checkpoint = data
+        await state.run.commit(ticket)
 
 
 class ThreadStepContext:
     """What a plain ``def`` step can do: the operations of :class:`StepContext`, blocking.
 
     It is handed to steps that run in a worker thread; each call hops to the
-    event loop and waits for it there.
+    event loop and waits for it there. Once the attempt has ended (it timed
+    out and its thread was abandoned), every operation raises instead.
     """
 
     __slots__ = ("_inner",)

@@ -17,14 +17,15 @@ from ._codec import decode_value, encode_value
 
 # Imported at run time, not only for type checking: the node steps' annotations
 # must resolve, so that recovery decodes recorded outputs as NodeOutput.
-from ._context import StepContext, WorkflowContext, run_concurrently
+from ._context import StepContext, WorkflowContext, attempt_state, run_concurrently, run_port
 from ._exceptions import GraphError, RunFailed, StepFailed
 from ._graph import END, Command, View
+from ._validate import validate_key
 
 if TYPE_CHECKING:
-    from ._actors import RunActor
     from ._graph import CompiledGraph, Graph, _Node
-    from ._runtime import RunHandle, Runtime
+    from ._handle import RunHandle
+    from ._runtime import Runtime
 
 __all__ = (
     "RESULTS_STREAM",
@@ -123,7 +124,7 @@ class NodeContext:
         if self._emitted <= self._input.skip_emits:
             return  # already emitted before this node waited in recv()
         inner = self._inner
-        inner._actor.parent.write_stream(
+        attempt_state(inner).run.write_stream(
             RESULTS_STREAM,
             ("emit", self.superstep, self.node, updates),
             inner.step_id,
@@ -140,8 +141,6 @@ class NodeContext:
         Raises:
             ValidationError: bad topic.
         """
-        from ._actors import validate_key
-
         validate_key(topic, "topic")
         index = self._replies_used
         if index < len(self._input.replies):
@@ -318,7 +317,7 @@ async def _run_nodes(ctx: WorkflowContext, calls: list[tuple[Any, NodeInput]]) -
     Unlike ``ctx.gather``, a node's step does not wait for its completion to
     be committed: the superstep waits once for all of them (see ``run_graph``).
     """
-    run = ctx._run
+    run = run_port(ctx)
     return await run_concurrently(
         [run.prepare_step(step, input, wait_commit=False) for step, input in calls]
     )
@@ -332,7 +331,7 @@ def _body_write(ctx: WorkflowContext, key: str, value: object) -> None:
     would pay a second commit. Without one, the superstep's records share the
     commit that ``ctx.flush()`` waits for.
     """
-    ctx._run.write_stream(key, value, "main", 1)
+    run_port(ctx).write_stream(key, value, "main", 1)
 
 
 async def run_graph(graph: CompiledGraph, ctx: WorkflowContext, input: Any) -> dict[str, Any]:
@@ -379,9 +378,7 @@ def _results(entry: Any) -> list[ExecutionResult]:
 
 
 def _cancel_now(runtime: Runtime, run_id: str) -> None:
-    actor: RunActor | None = runtime._actors.get(run_id)
-    if actor is not None:
-        actor.cancel()
+    runtime.cancel_nowait(run_id)
 
 
 class GraphStream(AsyncIterator[ExecutionResult]):
@@ -407,7 +404,7 @@ class GraphStream(AsyncIterator[ExecutionResult]):
         self._closed_page = False
         self._ended = False  # saw END, or the run ended otherwise: nothing to cancel
         self._finalizer: weakref.finalize[Any, Any] | None = None
-        self._nowait = getattr(runtime.journal, "read_stream_nowait", None)
+        self._nowait = runtime.journal.read_stream_nowait
 
     def __repr__(self) -> str:
         run = self.handle.run_id if self.handle else None
@@ -447,9 +444,7 @@ class GraphStream(AsyncIterator[ExecutionResult]):
             run_id = self.handle.run_id
             # From the journal's committed tail in memory when it has one: no
             # worker-thread hop between an emit's commit and its result.
-            page = (
-                self._nowait(run_id, RESULTS_STREAM, self._offset, 1000) if self._nowait else None
-            )
+            page = self._nowait(run_id, RESULTS_STREAM, self._offset, 1000)
             if page is None:
                 page = await journal.read_stream(run_id, RESULTS_STREAM, self._offset)
             self._buffer = [r for e in page.entries for r in _results(e.value)]

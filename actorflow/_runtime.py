@@ -1,43 +1,60 @@
-"""The runtime: owns the journal, the live-stream broker, and every run actor."""
+"""The runtime: owns the journal, the live broker, the clock, and every run actor."""
 
 from __future__ import annotations
 
 import os
-import re
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, nullcontext
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
+import msgspec
 
-from ._actors import CancelRun, RunActor, validate_key
+from ._clock import SystemClock
 from ._codec import decode_value, encode_value
 from ._exceptions import (
     ActorflowError,
+    JournalError,
     RunCancelled,
     RunFailed,
     RunFinished,
     RunNotFound,
     ValidationError,
 )
+from ._follow import follow
+from ._handle import RunHandle
 from ._history import fold
+from ._instrument import hooks_of
 from ._journals import open_journal
-from ._live import Broker, Overflow, Subscription
+from ._live import Broker, Overflow
 from ._registry import Workflow, lookup_workflow, registered_workflows
+from ._run import CancelRun, Deliver, RunActor, RunServices
 from ._stream_reader import StreamReaders
-from .abc import Journal, RunInfo, RunStatus, StreamEntry
+from ._validate import validate_key, validate_run_id
+from .abc import (
+    Clock,
+    Instrument,
+    Journal,
+    LiveBroker,
+    LiveSubscription,
+    RunInfo,
+    RunStatus,
+    StreamEntry,
+)
 from .records import EventSet, MessageSent, RunStarted, StreamClose
 from .records import RunFinished as RunFinishedRecord
 
-__all__ = ("RunHandle", "Runtime")
+__all__ = ("Runtime",)
 
 O = TypeVar("O")  # noqa: E741
-_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _not_open() -> ActorflowError:
+    return ActorflowError("the runtime is not open; use `async with af.Runtime(...)`")
 
 
 @attrs.define(eq=False, init=False)
@@ -50,25 +67,49 @@ class Runtime:
     the next time a runtime opens it.
 
     Args:
-        journal: ``None`` for an in-memory journal, a path for a SQLite
-            journal, or any :class:`~actorflow.Journal`.
+        journal: ``None`` for an in-memory journal, a path or ``sqlite:///path``
+            for a SQLite journal, or any :class:`actorflow.abc.Journal`.
+        broker: where live streams go (:class:`actorflow.abc.LiveBroker`);
+            default: an in-process broker.
+        clock: the source of time (:class:`actorflow.abc.Clock`); default:
+            :class:`~actorflow.SystemClock`.
+        instrument: hooks observing runs, steps, streams and commits
+            (:class:`actorflow.abc.Instrument`); default: none.
     """
 
     journal: Journal
-    broker: Broker
+    broker: LiveBroker
+    clock: Clock
+    _services: RunServices
     _tg: anyio.abc.TaskGroup | None
     _tg_cm: Any
+    # Invariant: a run id is in _actors from the moment a start or a recovery
+    # claims it until its end is committed (or the runtime stops it), all in
+    # the event loop's thread.
     _actors: dict[str, RunActor]
     _starts: int  # starts committed: a read of a run that misses one is read again
+    _ends: int  # run ends committed here: a send that misses one reads again
     _stream_readers: StreamReaders
 
-    def __init__(self, journal: Journal | str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        *,
+        broker: LiveBroker | None = None,
+        clock: Clock | None = None,
+        instrument: Instrument | None = None,
+    ) -> None:
         self.journal = open_journal(journal)
-        self.broker = Broker()
+        self.broker = Broker() if broker is None else broker
+        self.clock = SystemClock() if clock is None else clock
+        self._services = RunServices(
+            self.journal, self.broker, self.clock, hooks_of(instrument), self._ended
+        )
         self._tg = None
         self._tg_cm = None
         self._actors = {}
         self._starts = 0
+        self._ends = 0
         self._stream_readers = StreamReaders(self.journal)
 
     def __repr__(self) -> str:
@@ -80,6 +121,8 @@ class Runtime:
             self._tg_cm = anyio.create_task_group()
             self._tg = await self._tg_cm.__aenter__()
             await self._tg.start(self.broker.run)
+            if self._services.hooks.committed is not None:
+                self._tg.start_soon(self._report_commits, self._services.hooks.committed)
             await self._recover()
         except BaseException:
             await self._aclose()
@@ -108,10 +151,16 @@ class Runtime:
             with anyio.CancelScope(shield=True):
                 await self.journal.close()
 
+    async def _report_commits(self, hook: Any) -> None:
+        committed = self.journal.committed
+        while True:
+            committed = await self.journal.wait_for_commit(committed)
+            hook(committed)
+
     async def _recover(self) -> None:
-        if getattr(self.journal, "readonly", False):
-            # A reader of a journal another runtime writes (SQLiteJournal(path,
-            # readonly=True)): that runtime owns the runs; this one only reads.
+        if self.journal.readonly:
+            # A reader of a journal another runtime writes: that runtime holds
+            # the runs; this one only reads.
             return
         workflows = registered_workflows()
         for status in (RunStatus.PENDING, RunStatus.RUNNING):
@@ -119,19 +168,24 @@ class Runtime:
                 wf = workflows.get(info.workflow)
                 if wf is not None and info.run_id not in self._actors:
                     history = await self.journal.load_history(info.run_id)
-                    self._spawn(info.run_id, wf, info.input, fold(history))
+                    actor = RunActor(
+                        self._services, info.run_id, wf, info.input, fold(history), resumed=True
+                    )
+                    self._spawn(actor)
 
-    def _spawn(self, run_id: str, wf: Workflow[Any, Any], data: bytes, replay: Any) -> RunActor:
+    def _spawn(self, actor: RunActor) -> None:
         if self._tg is None:
-            raise ActorflowError("the runtime is not open; use `async with af.Runtime(...)`")
-        actor = RunActor(self, run_id, wf, data, replay)
-        self._actors[run_id] = actor
-        self._tg.start_soon(actor.run, name=f"actorflow run {run_id}")
-        return actor
+            raise _not_open()
+        self._actors[actor.run_id] = actor
+        self._tg.start_soon(actor.run, name=f"actorflow run {actor.run_id}")
 
-    def _forget(self, actor: RunActor) -> None:
+    def _ended(self, actor: RunActor) -> None:
+        """A run's end is committed (or the runtime stopped it): forget it, end its streams."""
         if self._actors.get(actor.run_id) is actor:
             del self._actors[actor.run_id]
+        if actor.ending:
+            self._ends += 1
+        self.broker.end_run(actor.run_id)
 
     # -- starting and finding runs --------------------------------------------------
 
@@ -157,14 +211,11 @@ class Runtime:
             raise ValidationError(f"start() takes an @af.workflow function, not {workflow!r}")
         data = encode_value(input, f"the input of workflow {wf.name!r}")
         if self._tg is None:
-            raise ActorflowError("the runtime is not open; use `async with af.Runtime(...)`")
+            raise _not_open()
         if run_id is None:
             run_id = uuid.uuid4().hex
         else:
-            if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
-                raise ValidationError(
-                    f"invalid run_id {run_id!r}: use 1 to 128 letters, digits, '_' or '-'"
-                )
+            validate_run_id(run_id)
             while True:
                 starts = self._starts
                 info = None if run_id in self._actors else await self.journal.get_run(run_id)
@@ -184,16 +235,17 @@ class Runtime:
                 return RunHandle(self, run_id)
         # Claim the id with no await since the check above, so that a concurrent start
         # of the same id finds it; the actor begins once the start record is committed.
-        actor = RunActor(self, run_id, wf, data, fold(None))
+        actor = RunActor(self._services, run_id, wf, data, fold(None))
         self._actors[run_id] = actor
         try:
             await self.journal.wait_committed(
                 self.journal.append(
-                    RunStarted(run_id, workflow=wf.name, input=data, at=time.time())
+                    RunStarted(run_id, workflow=wf.name, input=data, at=self.clock.time())
                 )
             )
         except BaseException:
-            self._forget(actor)
+            if self._actors.get(run_id) is actor:
+                del self._actors[run_id]
             raise
         self._starts += 1
         self._tg.start_soon(actor.run, name=f"actorflow run {run_id}")
@@ -202,7 +254,7 @@ class Runtime:
     async def run(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
     ) -> O:
-        """Start a run and return its result (see :meth:`start` and :meth:`RunHandle.result`)."""
+        """Start a run and return its result (see :meth:`start` and :meth:`result`)."""
         handle = await self.start(workflow, input, run_id=run_id)
         return await handle.result()
 
@@ -226,17 +278,153 @@ class Runtime:
             raise RunNotFound(run_id)
         return info
 
+    async def status(self, run_id: str) -> RunStatus:
+        """The committed status of run ``run_id``.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        return (await self.get_run(run_id)).status
+
+    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for run ``run_id`` to end and return its output.
+
+        Works for runs another process executes too: it follows the journal.
+
+        Args:
+            run_id: the run.
+            timeout: give up after this many seconds (``TimeoutError``).
+
+        Raises:
+            RunFailed: the workflow raised; carries its error type, message and traceback.
+            RunCancelled: the run was cancelled.
+            RunNotFound: no such run.
+            TimeoutError: the timeout passed first.
+            JournalError: the journal's record of the run's output is damaged.
+        """
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            info = await self._wait_finished(run_id)
+        if info.status is RunStatus.COMPLETED:
+            wf = registered_workflows().get(info.workflow)
+            try:
+                if info.output is None:
+                    raise msgspec.DecodeError("a completed run has no output")
+                return decode_value(info.output, wf.output_type if wf else Any)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise JournalError(
+                    f"the journal's output of run {run_id!r} cannot be decoded ({exc}); the "
+                    "journal is damaged or the workflow's return type changed"
+                ) from None
+        if info.status is RunStatus.CANCELLED:
+            raise RunCancelled(run_id)
+        error = info.error
+        raise RunFailed(
+            run_id,
+            error.type if error else "Exception",
+            error.message if error else "",
+            error.traceback if error else "",
+        )
+
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
+        """Wait until run ``run_id`` has ended, however it ended; return its committed state.
+
+        Raises:
+            RunNotFound: no such run.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            return await self._wait_finished(run_id)
+
+    async def _wait_finished(self, run_id: str) -> RunInfo:
+        while True:
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                await actor.wait_finished()
+                info = await self.get_run(run_id)
+                if info.status.is_terminal:
+                    return info
+                if self._tg is None:
+                    raise ActorflowError(
+                        f"the runtime closed before run {run_id!r} finished; it resumes when "
+                        "a runtime opens the journal again"
+                    )
+                continue
+
+            async def look() -> RunInfo | None:
+                info = await self.get_run(run_id)
+                if info.status.is_terminal or run_id in self._actors:
+                    return info
+                return None
+
+            info = await follow(self.journal, look)
+            if info.status.is_terminal:
+                return info
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel run ``run_id`` and wait until it has ended CANCELLED (no-op if it ended).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        actor = self._actors.get(run_id)
+        if actor is not None and actor.tell(CancelRun()):
+            await actor.wait_finished()
+            return
+        info = await self.get_run(run_id)
+        if info.status.is_terminal or run_id in self._actors:
+            if run_id in self._actors:
+                await self._wait_finished(run_id)
+            return
+        for stream in await self.journal.list_streams(run_id):
+            if not stream.closed:
+                self.journal.append(StreamClose(run_id, key=stream.key))
+        await self.journal.wait_committed(
+            self.journal.append(RunFinishedRecord(run_id, status="CANCELLED", at=self.clock.time()))
+        )
+        self.broker.end_run(run_id)
+
+    def cancel_nowait(self, run_id: str) -> bool:
+        """Ask run ``run_id`` to stop if it executes in this runtime; do not wait.
+
+        Returns whether it does (it then ends CANCELLED shortly). For a run
+        executed elsewhere, or to wait for the end, use :meth:`cancel`.
+        """
+        actor = self._actors.get(run_id)
+        return actor is not None and actor.tell(CancelRun())
+
     # -- streams ---------------------------------------------------------------------
 
     def subscribe(
         self, pattern: str, *, buffer: int = 1024, overflow: Overflow = "drop_oldest"
-    ) -> Subscription:
+    ) -> LiveSubscription:
         """Subscribe to live stream messages on subjects matching ``pattern`` (NATS style).
 
         Raises:
             ValidationError: bad pattern, buffer or overflow policy.
         """
         return self.broker.subscribe(pattern, buffer=buffer, overflow=overflow)
+
+    def subscribe_run(
+        self,
+        run_id: str,
+        step: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow = "drop_oldest",
+    ) -> LiveSubscription:
+        """Subscribe to run ``run_id``'s live stream (one step's, or all), until the run ends.
+
+        A run that does not execute in this runtime (it ended, or another
+        process executes it) gives a subscription that is already finished.
+
+        Raises:
+            ValidationError: bad step id, buffer or overflow policy.
+        """
+        pattern = f"stream.{run_id}.{'>' if step is None else step}"
+        sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
+        if run_id not in self._actors:
+            sub.finish()
+        return sub
 
     async def read_stream(
         self, run_id: str, key: str, *, from_offset: int = 0
@@ -279,20 +467,25 @@ class Runtime:
         """
         validate_key(topic, "topic")
         data = encode_value(value, f"the message sent to run {run_id!r}")
-        actor = self._actors.get(run_id)
-        if actor is None:
+        while True:
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                if actor.ending:
+                    raise _finished(run_id, "COMPLETED, FAILED or CANCELLED")
+                break
+            ends = self._ends
             info = await self.journal.get_run(run_id)
             if info is None:
                 raise RunNotFound(run_id)
             if info.status.is_terminal:
-                raise RunFinished(
-                    f"run {run_id!r} is {info.status.value}, so no one would receive a message "
-                    "sent to it; start a new run instead"
-                )
-            actor = self._actors.get(run_id)
-        ticket = self.journal.append(MessageSent(run_id, topic, data, time.time()))
+                raise _finished(run_id, info.status.value)
+            # A run of this runtime may have ended (or started) during the read,
+            # after its snapshot: then read again.
+            if self._ends == ends and run_id not in self._actors:
+                break
+        ticket = self.journal.append(MessageSent(run_id, topic, data, self.clock.time()))
         if actor is not None:
-            actor.deliver(topic, data)
+            actor.tell(Deliver(topic, data))
         await self.journal.wait_committed(ticket)
 
     async def get_event(self, run_id: str, key: str, *, timeout: float | None = None) -> Any:
@@ -306,61 +499,31 @@ class Runtime:
             TimeoutError: ``timeout`` seconds passed first.
         """
         validate_key(key, "event key")
-        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            while True:
-                seen = self.journal.committed
-                history = await self.journal.load_history(run_id)
-                if history is None:
-                    raise RunNotFound(run_id)
-                for record in reversed(history.records):
-                    if isinstance(record, EventSet) and record.key == key:
-                        return decode_value(record.value)
-                if history.info.status.is_terminal:
-                    raise RunFinished(
-                        f"run {run_id!r} ended ({history.info.status.value}) without setting "
-                        f"event {key!r}"
-                    )
-                await self.journal.wait_for_commit(seen)
 
-    # -- used by handles -----------------------------------------------------------------
-
-    async def _wait_finished(self, run_id: str) -> RunInfo:
-        while True:
-            actor = self._actors.get(run_id)
-            if actor is not None:
-                await actor.finished.wait()
-            seen = self.journal.committed
-            info = await self.journal.get_run(run_id)
-            if info is None:
+        async def look() -> tuple[Any] | None:
+            history = await self.journal.load_history(run_id)
+            if history is None:
                 raise RunNotFound(run_id)
-            if info.status.is_terminal:
-                return info
-            if actor is not None and self._tg is None:
-                raise ActorflowError(
-                    f"the runtime closed before run {run_id!r} finished; it resumes when a "
-                    "runtime opens the journal again"
+            for record in reversed(history.records):
+                if isinstance(record, EventSet) and record.key == key:
+                    return (decode_value(record.value),)
+            if history.info.status.is_terminal:
+                raise RunFinished(
+                    f"run {run_id!r} ended ({history.info.status.value}) without setting "
+                    f"event {key!r}"
                 )
-            if run_id not in self._actors:
-                await self.journal.wait_for_commit(seen)
+            return None
 
-    async def _cancel(self, run_id: str) -> None:
-        actor = self._actors.get(run_id)
-        if actor is not None:
-            await actor.tell(CancelRun())
-            await actor.finished.wait()
-            return
-        info = await self.journal.get_run(run_id)
-        if info is None:
-            raise RunNotFound(run_id)
-        if info.status.is_terminal:
-            return
-        for stream in await self.journal.list_streams(run_id):
-            if not stream.closed:
-                self.journal.append(StreamClose(run_id, key=stream.key))
-        await self.journal.wait_committed(
-            self.journal.append(RunFinishedRecord(run_id, status="CANCELLED", at=time.time()))
-        )
-        self.broker.end_run(run_id)
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            (value,) = await follow(self.journal, look)
+        return value
+
+
+def _finished(run_id: str, status: str) -> RunFinished:
+    return RunFinished(
+        f"run {run_id!r} is {status}, so no one would receive a message sent to it; start a "
+        "new run instead"
+    )
 
 
 def _status(status: RunStatus | str) -> RunStatus:
@@ -370,92 +533,3 @@ def _status(status: RunStatus | str) -> RunStatus:
         raise ValidationError(
             f"unknown run status {status!r}; use one of {', '.join(s.value for s in RunStatus)}"
         ) from None
-
-
-@attrs.frozen
-class RunHandle(Generic[O]):
-    """A handle on one run, in this runtime's journal.
-
-    Attributes:
-        run_id: the run's id.
-    """
-
-    _runtime: Runtime = attrs.field(repr=False)
-    run_id: str
-
-    async def status(self) -> RunStatus:
-        """The run's committed status.
-
-        Raises:
-            RunNotFound: no such run.
-        """
-        return (await self._runtime.get_run(self.run_id)).status
-
-    async def result(self, timeout: float | None = None) -> O:
-        """Wait for the run to end and return its output.
-
-        Args:
-            timeout: give up after this many seconds (``TimeoutError``).
-
-        Raises:
-            RunFailed: the workflow raised; carries its error type, message and traceback.
-            RunCancelled: the run was cancelled.
-            RunNotFound: no such run.
-            TimeoutError: the timeout passed first.
-        """
-        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            info = await self._runtime._wait_finished(self.run_id)
-        if info.status is RunStatus.COMPLETED:
-            assert info.output is not None
-            wf = registered_workflows().get(info.workflow)
-            output: O = decode_value(info.output, wf.output_type if wf else Any)
-            return output
-        if info.status is RunStatus.CANCELLED:
-            raise RunCancelled(self.run_id)
-        error = info.error
-        raise RunFailed(
-            self.run_id,
-            error.type if error else "Exception",
-            error.message if error else "",
-            error.traceback if error else "",
-        )
-
-    async def cancel(self) -> None:
-        """Cancel the run and wait until it has ended CANCELLED (no-op if it already ended).
-
-        Raises:
-            RunNotFound: no such run.
-        """
-        await self._runtime._cancel(self.run_id)
-
-    async def send(self, value: object, *, topic: str = "default") -> None:
-        """Send ``value`` to this run's durable inbox (see :meth:`Runtime.send`)."""
-        await self._runtime.send(self.run_id, value, topic=topic)
-
-    async def get_event(self, key: str, *, timeout: float | None = None) -> Any:
-        """Wait for event ``key`` of this run (see :meth:`Runtime.get_event`)."""
-        return await self._runtime.get_event(self.run_id, key, timeout=timeout)
-
-    def subscribe(
-        self,
-        step: str | None = None,
-        *,
-        buffer: int = 1024,
-        overflow: Overflow = "drop_oldest",
-    ) -> Subscription:
-        """Subscribe to this run's live stream (one step's, or all), until the run ends."""
-        pattern = f"stream.{self.run_id}.{'>' if step is None else step}"
-        sub = self._runtime.broker.subscribe(
-            pattern, buffer=buffer, overflow=overflow, run_id=self.run_id
-        )
-        if self.run_id not in self._runtime._actors:
-            sub.finish()
-        return sub
-
-    def read_stream(self, key: str, *, from_offset: int = 0) -> AsyncIterator[object]:
-        """The values of durable stream ``key``: replay from ``from_offset``, then live."""
-        return self._runtime.read_stream(self.run_id, key, from_offset=from_offset)
-
-    def read_stream_entries(self, key: str, *, from_offset: int = 0) -> AsyncIterator[StreamEntry]:
-        """The entries of durable stream ``key``, as :class:`~actorflow.StreamEntry`."""
-        return self._runtime.read_stream_entries(self.run_id, key, from_offset=from_offset)

@@ -2,10 +2,10 @@
 
 A reader reads a page of committed entries, yields them, and when it has
 caught up waits for the journal's next commit (woken by the writer's batch, or
-with a ``readonly`` SQLiteJournal by watching the file), then reads again. It
-takes ``committed`` *before* each read, so a commit that lands after the read
-wakes it: no entry is missed at the replay-to-live boundary, and none is read
-twice because the offset only moves by what was yielded.
+with a ``readonly`` SQLiteJournal by watching the file), then reads again:
+the loop of :func:`actorflow._follow.follow`, so no entry is missed at the
+replay-to-live boundary, and none is read twice because the offset only moves
+by what was yielded.
 
 Live readers of one stream wake on the same commit and would each run the same
 query (a thread hop for SQLite: 20 readers, 20 hops per commit). They share it
@@ -16,10 +16,10 @@ reader reads its own.
 
 A journal that keeps committed tails in memory (``read_stream_nowait``, as
 SQLiteJournal does) answers a lone reader of a stream from there, with no thread
-hop (write -> reader p50 0.65 -> 0.15 ms in benchmarks/bench_streams.py). Many
-readers of one stream keep sharing one read in a worker thread: served from
-memory, each woke and ran at once after every commit, and 20 of them slowed a
-paced writer by ~20% instead of ~0%.
+hop (benchmarks/bench_streams.py measures it). Many readers of one stream keep
+sharing one read in a worker thread: served from memory, each would wake and
+run at once after every commit, which slows a paced writer in proportion to
+the number of readers.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import anyio
 import attrs
 
 from ._exceptions import RunNotFound, ValidationError
+from ._follow import follow
 from .abc import Journal, StreamEntry, StreamPage
 
 __all__ = ("StreamReaders",)
@@ -69,24 +70,27 @@ class StreamReaders:
         if await self.journal.get_run(run_id) is None:
             raise RunNotFound(run_id)
         offset = from_offset
-        nowait = getattr(self.journal, "read_stream_nowait", None)
+        journal = self.journal
         stream = (run_id, key)
         self._followers[stream] = self._followers.get(stream, 0) + 1
+
+        async def look() -> StreamPage | None:
+            seen = journal.committed
+            page = None
+            if self._followers[stream] == 1:
+                page = journal.read_stream_nowait(run_id, key, offset, 1000)
+            if page is None:
+                page = await self._read(run_id, key, offset, seen)
+            return page if page.entries or page.closed else None
+
         try:
             while True:
-                seen = self.journal.committed
-                page = None
-                if nowait is not None and self._followers[stream] == 1:
-                    page = nowait(run_id, key, offset, 1000)
-                if page is None:
-                    page = await self._read(run_id, key, offset, seen)
+                page = await follow(journal, look)
                 for entry in page.entries:
                     yield entry
                 offset += len(page.entries)
                 if page.closed:
                     return
-                if not page.entries:
-                    await self.journal.wait_for_commit(seen)
         finally:
             if self._followers[stream] == 1:
                 del self._followers[stream]

@@ -1,32 +1,53 @@
-"""The journal protocol, and the values its backends return.
+"""The seams of actorflow: the protocols a backend implements, and every value they use.
 
-A journal is one ordered log of :mod:`actorflow._records` records. Appends are
-queued in order and committed in batches; a reader only ever sees a committed
-prefix. Backends live side by side behind :class:`Journal`:
-:class:`~actorflow.MemoryJournal` and :class:`~actorflow.SQLiteJournal`. A third
-one (Postgres, ...) is a class that implements this protocol, not a fork.
+This is the public module for people who extend actorflow rather than use it
+(as ``trio.abc`` and ``anyio.abc`` are):
+
+- :class:`Journal`: the storage a runtime writes its log to. One ordered log
+  of :mod:`actorflow.records` records; appends are queued in order and
+  committed in batches; a reader only ever sees a committed prefix. Backends
+  live side by side behind it (:class:`~actorflow.MemoryJournal`,
+  :class:`~actorflow.SQLiteJournal`); a new one is a class, not a fork, and
+  proves itself with ``actorflow.testing.check_journal(factory)``.
+- :class:`LiveBroker`, :class:`LivePublisher` and :class:`LiveSubscription`:
+  where ``ctx.put_stream`` messages go and how subscribers get them.
+- :class:`Clock`: the one source of time (loop time for timeouts, heartbeats
+  and backoff; wall time for the records and durable deadlines).
+- :class:`Instrument`: hooks that observe runs, step attempts, streams and
+  commits (logging and OpenTelemetry plug in here); every hook is optional.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
 import anyio
+import anyio.abc
 import attrs
 
 from ._exceptions import JournalError
+from ._live import Message, Overflow, SubscriptionStatistics
 from .records import ErrorInfo, Record
 
 __all__ = (
+    "Clock",
     "CommitWatch",
+    "Instrument",
     "Journal",
+    "LiveBroker",
+    "LivePublisher",
+    "LiveSubscription",
+    "Message",
+    "Overflow",
     "RunHistory",
     "RunInfo",
     "RunStatus",
     "StreamEntry",
     "StreamInfo",
     "StreamPage",
+    "SubscriptionStatistics",
 )
 
 
@@ -134,16 +155,40 @@ class RunHistory:
 class Journal(Protocol):
     """The storage a :class:`~actorflow.Runtime` writes its log to.
 
-    Lifecycle: ``await open()`` (takes the writer lock, creates or checks the
-    schema), then any number of ``append`` / reads, then ``await close()``
-    (commits what is queued, releases the lock). ``committed`` is the ticket of
-    the last committed record; tickets increase by one per ``append``.
+    Lifecycle: ``await open()`` (creates or checks the schema; a writer takes
+    the right to write), then any number of ``append`` / reads, then ``await
+    close()`` (commits what is queued and gives the right up). ``committed`` is
+    the ticket of the last committed record; tickets increase by one per
+    ``append``.
 
-    A journal may also define ``read_stream_nowait(run_id, key, from_offset,
-    limit) -> StreamPage | None``: the page ``read_stream`` would return, when
-    it can answer without waiting (from memory), else None. Readers following
-    a stream call it first, if it exists, and ``read_stream`` when it says None.
+    Who writes what. The records of a run are appended by the runtime that
+    executes it, and by no other: a run executes in exactly one runtime at a
+    time, the one that holds it. A journal that one runtime at a time may open
+    for writing (MemoryJournal, SQLiteJournal) makes that runtime the holder of
+    every run in it, and refuses a second writer (:class:`~actorflow.JournalLocked`);
+    a journal shared by several writers must instead record which runtime
+    holds each run and refuse the commits of one that no longer holds it.
+    Other runtimes, and other callers, only append records that ask something
+    of a run: a start, a message (``send``), a cancel request. So ``send`` and
+    ``cancel`` of a run executed elsewhere go through the journal, never
+    straight to an actor of the process that called them; only the holder
+    acts on them.
+
+    Declared capabilities (instead of probed with ``getattr``):
+
+    - ``readonly``: the journal reads only (a follower of a journal another
+      process writes); ``append`` raises, and a runtime over it resumes
+      nothing.
+    - ``read_stream_nowait``: the page ``read_stream`` would return, when the
+      journal can answer without waiting (from memory), else ``None``.
+      Readers following a stream ask it first. Returning ``None`` always is
+      a correct implementation.
     """
+
+    @property
+    def readonly(self) -> bool:
+        """Whether this journal only reads (``append`` raises; nothing is resumed)."""
+        ...
 
     @property
     def committed(self) -> int:
@@ -197,6 +242,12 @@ class Journal(Protocol):
         """Committed entries of stream ``key`` from ``from_offset``, at most ``limit``."""
         ...
 
+    def read_stream_nowait(
+        self, run_id: str, key: str, from_offset: int, limit: int
+    ) -> StreamPage | None:
+        """The page :meth:`read_stream` would return, if known without waiting, else ``None``."""
+        ...
+
     async def list_streams(self, run_id: str) -> list[StreamInfo]:
         """The committed streams of one run, by key."""
         ...
@@ -212,6 +263,7 @@ class CommitWatch:
 
     committed: int = 0
     failure: BaseException | None = None
+    closed: bool = False
     _event: anyio.Event | None = None
 
     def advance(self, ticket: int) -> None:
@@ -225,18 +277,32 @@ class CommitWatch:
         self.failure = exc
         self._wake()
 
+    def close(self) -> None:
+        """The journal closed: every waiter, present and future, gets a JournalError."""
+        self.closed = True
+        self._wake()
+
+    def reopen(self) -> None:
+        """The journal opened again (a MemoryJournal can): waits work again."""
+        self.closed = False
+
     def _wake(self) -> None:
         event, self._event = self._event, None
         if event is not None:
             event.set()
 
     def check(self) -> None:
-        """Raise JournalError if the writer has failed."""
+        """Raise JournalError if the writer has failed or the journal is closed."""
         if self.failure is not None:
             raise JournalError(
                 f"the journal writer failed ({self.failure!r}); records after the last "
                 "commit were not written: fix the cause and open the journal again"
             ) from self.failure
+        if self.closed:
+            raise JournalError(
+                "the journal was closed (its runtime exited) while waiting for a commit; "
+                "read or wait inside the `async with Runtime(...)` block, or open it again"
+            )
 
     async def wait_for(self, ticket: int) -> None:
         """Wait until ``committed >= ticket``."""
@@ -250,3 +316,175 @@ class CommitWatch:
         """Wait until ``committed > after`` and return it."""
         await self.wait_for(after + 1)
         return self.committed
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The one source of time of a runtime: ``Runtime(clock=...)``.
+
+    Two readings, kept together so that a virtual clock moves both at once:
+    ``time()`` is wall time (UNIX seconds), written into records and used for
+    durable deadlines (``ctx.sleep``, ``recv(timeout=...)``), which must
+    survive a restart; ``current_time()`` is the event loop's time, for
+    timeouts, heartbeats and backoff inside one process. ``sleep`` waits in
+    loop time. The default, :class:`actorflow.SystemClock`, reads
+    ``time.time()`` and the loop's clock; ``actorflow.testing.VirtualClock``
+    derives wall time from the loop's (virtual) time, so a crash at virtual
+    t=1000 of a durable 3600 s sleep still wakes at t=3600.
+    """
+
+    def time(self) -> float:
+        """Wall time in UNIX seconds: what records say and durable deadlines use."""
+        ...
+
+    def current_time(self) -> float:
+        """The event loop's time in seconds (``anyio.current_time()`` by default)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of loop time (``anyio.sleep`` by default)."""
+        ...
+
+
+class Instrument:
+    """Hooks that observe a runtime: ``Runtime(instrument=...)``; subclass and override.
+
+    Every hook is optional: the runtime calls only the hooks a subclass
+    overrides, so an instrument that observes runs costs nothing per stream
+    write, and a runtime without one pays nothing. Hooks run in the event
+    loop's thread, synchronously, at the moment they name; they must be quick
+    and must not raise (an exception is logged to the ``actorflow`` logger and
+    dropped, so a broken instrument never breaks a run).
+
+    ``run_id`` and ``step_id`` are as in records; ``attempt`` counts from 1.
+    """
+
+    def run_started(self, run_id: str, workflow: str, *, resumed: bool) -> None:
+        """A run began executing in this runtime (``resumed``: after a restart)."""
+
+    def run_finished(
+        self, run_id: str, workflow: str, status: str, error: ErrorInfo | None
+    ) -> None:
+        """A run ended: ``status`` is COMPLETED, FAILED or CANCELLED."""
+
+    def step_started(self, run_id: str, step_id: str, attempt: int) -> None:
+        """An attempt of a step began."""
+
+    def step_failed(
+        self, run_id: str, step_id: str, attempt: int, error: BaseException, retry_in: float | None
+    ) -> None:
+        """An attempt raised; ``retry_in`` is the backoff before the next, or None if none."""
+
+    def step_finished(self, run_id: str, step_id: str, attempt: int) -> None:
+        """An attempt returned; the step is complete."""
+
+    def stream_written(self, run_id: str, key: str, offset: int, step_id: str) -> None:
+        """A durable stream entry was queued."""
+
+    def stream_closed(self, run_id: str, key: str) -> None:
+        """A durable stream was closed."""
+
+    def committed(self, ticket: int) -> None:
+        """The journal committed everything up to ``ticket``."""
+
+
+@runtime_checkable
+class LivePublisher(Protocol):
+    """Publishes one step's live stream (subject ``stream.<run_id>.<step_id>``)."""
+
+    @property
+    def seq(self) -> int:
+        """How many messages this step has published (the last ``Message.seq``)."""
+        ...
+
+    async def publish(self, data: object) -> None:
+        """Publish ``data``; waits only for subscribers that chose ``overflow="block"``."""
+        ...
+
+
+@runtime_checkable
+class LiveSubscription(Protocol):
+    """A subscriber: an async context manager and async iterator of :class:`Message`."""
+
+    @property
+    def pattern(self) -> str:
+        """The subject pattern it receives."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Messages lost to overflow so far."""
+        ...
+
+    def statistics(self) -> SubscriptionStatistics:
+        """A snapshot of its counters."""
+        ...
+
+    def finish(self) -> None:
+        """Stop receiving; the iterator drains what is buffered, then stops."""
+        ...
+
+    def close(self) -> None:
+        """Unsubscribe now: buffered messages are discarded and the iterator stops."""
+        ...
+
+    async def aclose(self) -> None:
+        """Unsubscribe now (see :meth:`close`)."""
+        ...
+
+    def __aiter__(self) -> Self: ...
+
+    async def __anext__(self) -> Message: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class LiveBroker(Protocol):
+    """Routes live-stream messages from publishers to subscribers: ``Runtime(broker=...)``.
+
+    The in-process broker (the default) delivers the published object itself.
+    A broker that crosses processes (NATS, ...) delivers copies: subscribers
+    get a value decoded from what was sent, never the object a step
+    published, and must not rely on identity or on mutations made after the
+    publish. Either way, messages of one step reach each subscriber in publish
+    order, minus drops, and every drop is counted and reported on the next
+    delivered message (``dropped_before``).
+
+    Lifecycle: the runtime starts ``run`` in its task group with
+    ``task_group.start`` and calls ``close`` when it closes.
+    """
+
+    def publisher(self, run_id: str, step_id: str) -> LivePublisher:
+        """The publisher of one step; the same one until :meth:`end_run` (``seq`` continues)."""
+        ...
+
+    def subscribe(
+        self,
+        pattern: str,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow = "drop_oldest",
+        run_id: str | None = None,
+    ) -> LiveSubscription:
+        """Subscribe to subjects matching ``pattern``; ``run_id`` ends it with that run."""
+        ...
+
+    def end_run(self, run_id: str) -> None:
+        """The run ended: finish its run-scoped subscriptions, forget its publishers."""
+        ...
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = ...) -> None:
+        """The broker's own work, if any, until cancelled; ``task_status.started()`` when ready."""
+        ...
+
+    def close(self) -> None:
+        """Finish every subscription; later ones start finished."""
+        ...

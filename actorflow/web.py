@@ -68,7 +68,6 @@ import msgspec
 import sniffio
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._actors import validate_key
 from ._codec import decode_value
 from ._exceptions import (
     ActorflowError,
@@ -77,9 +76,10 @@ from ._exceptions import (
     ValidationError,
     WorkflowNotFound,
 )
-from ._live import Message, Subscription, validate_pattern
+from ._live import Message, validate_pattern
 from ._registry import Workflow
-from .abc import RunInfo, StreamEntry
+from ._validate import validate_key
+from .abc import LiveSubscription, RunInfo, StreamEntry
 
 try:
     from starlette.applications import Starlette
@@ -401,7 +401,7 @@ class _Api:
         return await self.rt.get_run(run_id)
 
     async def _end(self, run_id: str) -> Event:
-        info = await self.rt._wait_finished(run_id)
+        info = await self.rt.wait(run_id)
         return Event(_status_body(info, brief=True), event="end")
 
     # -- routes ------------------------------------------------------------------------
@@ -441,14 +441,12 @@ class _Api:
                 "such as 'generate', '*' or '>'"
             ) from None
         await self._run(run_id)
-        sub = self.rt.broker.subscribe(
-            pattern, buffer=self.live_buffer, overflow="drop_oldest", run_id=run_id
+        sub = self.rt.subscribe_run(
+            run_id, relative, buffer=self.live_buffer, overflow="drop_oldest"
         )
-        if run_id not in self.rt._actors:
-            sub.finish()
         return self._stream(self._live_events(run_id, sub))
 
-    async def _live_events(self, run_id: str, sub: Subscription) -> AsyncIterator[object]:
+    async def _live_events(self, run_id: str, sub: LiveSubscription) -> AsyncIterator[object]:
         async with sub:
             async for message in sub:
                 yield message

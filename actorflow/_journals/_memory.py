@@ -44,6 +44,11 @@ class MemoryJournal:
     _open: bool = attrs.field(default=False, init=False)
 
     @property
+    def readonly(self) -> bool:
+        """Always False: a MemoryJournal is written by the runtime that holds it."""
+        return False
+
+    @property
     def committed(self) -> int:
         """The ticket of the last committed record."""
         return self._watch.committed
@@ -51,10 +56,15 @@ class MemoryJournal:
     async def open(self) -> None:
         """Open the journal (a MemoryJournal may be opened again after a close)."""
         self._open = True
+        self._watch.reopen()
 
     async def close(self) -> None:
-        """Close the journal; its contents stay readable and it may be opened again."""
+        """Close the journal; its contents stay readable and it may be opened again.
+
+        Whoever waits for a commit meanwhile gets a JournalError: none will come.
+        """
         self._open = False
+        self._watch.close()
 
     def append(self, record: Record) -> int:
         """Apply ``record`` and return its ticket."""
@@ -132,6 +142,12 @@ class MemoryJournal:
         info = self._runs.get(run_id)
         ended = (run_id, key) in self._closed or (info is not None and info.status.is_terminal)
         return StreamPage(entries, ended and from_offset + len(entries) >= len(writes))
+
+    def read_stream_nowait(
+        self, run_id: str, key: str, from_offset: int, limit: int
+    ) -> StreamPage | None:
+        """Always None: :meth:`read_stream` answers from memory without waiting anyway."""
+        return None
 
     async def list_streams(self, run_id: str) -> list[StreamInfo]:
         """The run's streams by key."""

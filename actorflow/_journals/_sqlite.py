@@ -389,6 +389,7 @@ class SQLiteJournal:
                 self._checkpoints.put(None)
                 await anyio.to_thread.run_sync(checkpointer.join)
             await anyio.to_thread.run_sync(self._release)
+        self._watch.close()
         if self._writer_error is not None:
             self._watch.fail(self._writer_error)
             self._watch.check()

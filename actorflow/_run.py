@@ -1,34 +1,31 @@
-"""Runs and steps as actors.
+"""A run as an actor: one workflow body, its positions, streams, inbox and steps.
 
-A :class:`RunActor` is a task with a bounded mailbox that runs one workflow
-body. Each step call is a :class:`StepActor`: its attempts, retries, timeout
-and heartbeat watchdog, run in the task of the body that awaits it, inside the
-run's task group, so cancelling a run cancels its steps and nothing outlives
-it. (A task per step would cap a run at the machine's anyio spawn rate, about
-17k/s on 2 cores; see benchmarks/bench_runtime.py.) The mailbox carries control
-messages from outside the run (``CancelRun``).
+A :class:`RunActor` is one task. Its mailbox carries what the run receives
+from outside: messages sent to it (``send``) and cancel requests. Both are
+handled at once by :meth:`RunActor.tell`, in the caller's synchronous block,
+with no task of its own: a message lands in the inbox in journal order, and a
+cancel cancels the body's scope. So an idle run (blocked in ``ctx.recv``)
+costs one task and a handful of small objects.
 """
 
 from __future__ import annotations
 
-import re
-import time
-import traceback
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._codec import _encoder, decode_value, encode_value
-from ._context import StepContext, ThreadStepContext, WorkflowContext
+from ._codec import _encoder, decode_value, encode_value, error_info
+from ._context import WorkflowContext
 from ._exceptions import NonDeterminism, StepFailed, StreamClosed, ValidationError
-from ._history import BodyOp, ReplayState, StepRecord
+from ._history import BodyOp, ReplayState
+from ._instrument import Hooks
 from ._registry import Step, Workflow
-from .abc import RunStatus
+from ._step import StepActor
+from ._validate import validate_key
+from .abc import Clock, Journal, LiveBroker, LivePublisher, RunStatus
 from .records import (
     ErrorInfo,
     EventSet,
@@ -37,27 +34,17 @@ from .records import (
     RecvTimedOut,
     RunFinished,
     RunResumed,
-    StepAttemptFailed,
     StepCheckpoint,
-    StepCompleted,
-    StepGaveUp,
-    StepStarted,
     StreamClose,
     StreamWrite,
     WaitStarted,
 )
 
-if TYPE_CHECKING:
-    from ._runtime import Runtime
+__all__ = ("CancelRun", "Deliver", "RunActor", "RunMessage", "RunServices")
 
-__all__ = ("CancelRun", "RunActor", "RunMessage", "StepActor", "error_info")
-
-MAILBOX_SIZE = 64
 # A step writing in a tight loop yields this often: readers and commit wake-ups
-# wait at most this many writes (~0.1 ms), and a cancel takes effect as soon.
+# wait at most this many writes, and a cancel takes effect as soon.
 _WRITES_PER_YIELD = 64
-_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-_MISSING: Any = object()
 _encode = _encoder.encode
 
 
@@ -65,34 +52,31 @@ class CancelRun(msgspec.Struct, frozen=True, tag="cancel_run"):
     """Ask the run to stop: it ends CANCELLED."""
 
 
-RunMessage = CancelRun
+class Deliver(msgspec.Struct, frozen=True, tag="deliver"):
+    """A message for the run's inbox, already appended to the journal."""
+
+    topic: str
+    value: bytes
 
 
-def error_info(exc: BaseException) -> ErrorInfo:
-    """Describe an exception as text; public actorflow errors use their public name."""
-    cls = type(exc)
-    module = cls.__module__
-    if module == "builtins":
-        name = cls.__qualname__
-    elif module.startswith("actorflow."):
-        name = f"actorflow.{cls.__qualname__}"
-    else:
-        name = f"{module}.{cls.__qualname__}"
-    tb = "".join(traceback.format_exception(exc))
-    return ErrorInfo(type=name, message=str(exc), traceback=tb)
+RunMessage = CancelRun | Deliver
 
 
-def validate_key(key: object, what: str = "stream key") -> str:
-    """Return ``key`` if it is a valid stream key, topic or event key.
+@attrs.frozen
+class RunServices:
+    """What a runtime lends its run actors: the journal, the broker, time and hooks.
 
-    Raises:
-        ValidationError: it does not match ``[A-Za-z0-9_.:-]{1,128}``.
+    ``ended`` is called, in the run's task, right after the run's end is
+    committed; the runtime forgets the actor and ends its live subscriptions
+    there, in one synchronous block, so no one can find the actor after its
+    subscriptions ended.
     """
-    if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise ValidationError(
-            f"invalid {what} {key!r}: use 1 to 128 letters, digits, '_', '.', ':' or '-'"
-        )
-    return key
+
+    journal: Journal
+    broker: LiveBroker
+    clock: Clock
+    hooks: Hooks
+    ended: Callable[[RunActor], None]
 
 
 def _recv_timeout(topic: str, timeout: float | None) -> TimeoutError:
@@ -104,17 +88,22 @@ def _recv_timeout(topic: str, timeout: float | None) -> TimeoutError:
 
 @attrs.define(eq=False)
 class RunActor:
-    """Runs one workflow body; owns its positions, streams, and step actors."""
+    """Runs one workflow body; owns its positions, streams, inbox and step actors.
 
-    runtime: Runtime
+    Invariant: every field is touched only in the event loop's thread.
+    """
+
+    services: RunServices
     run_id: str
     workflow: Workflow[Any, Any]
     input: bytes
     replay: ReplayState
-    finished: anyio.Event = attrs.field(factory=anyio.Event)
-    _send: MemoryObjectSendStream[RunMessage] = attrs.field(init=False)
-    _recv: MemoryObjectReceiveStream[RunMessage] = attrs.field(init=False)
-    _tg: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
+    resumed: bool = False
+    # Set (and waited on) only when someone waits for the run to end.
+    _finished: anyio.Event | None = attrs.field(default=None, init=False)
+    _done: bool = attrs.field(default=False, init=False)
+    # Set when the run's end is appended: nothing may be delivered after it.
+    _ending: bool = attrs.field(default=False, init=False)
     _body_scope: anyio.CancelScope | None = attrs.field(default=None, init=False)
     _next_position: int = attrs.field(default=0, init=False)
     _name_counts: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -124,54 +113,100 @@ class RunActor:
     _unyielded_writes: int = attrs.field(default=0, init=False)
     _cancel_requested: bool = attrs.field(default=False, init=False)
     _nondeterminism: NonDeterminism | None = attrs.field(default=None, init=False)
-    _publishers: dict[str, Any] = attrs.field(factory=dict, init=False)
+    _publishers: dict[str, LivePublisher] | None = attrs.field(default=None, init=False)
     _inbox: dict[str, list[bytes]] = attrs.field(factory=dict, init=False)
-    _consumed: dict[str, int] = attrs.field(factory=dict, init=False)
+    _consumed: dict[str, int] | None = attrs.field(default=None, init=False)
     _arrival: anyio.Event | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._send, self._recv = anyio.create_memory_object_stream[RunMessage](MAILBOX_SIZE)
-        self._lengths = dict(self.replay.stream_lengths)
-        self._closed = set(self.replay.closed_streams)
-        self._inbox = {topic: list(values) for topic, values in self.replay.inbox.items()}
+        replay = self.replay
+        if replay.stream_lengths:
+            self._lengths = dict(replay.stream_lengths)
+        if replay.closed_streams:
+            self._closed = set(replay.closed_streams)
+        if replay.inbox:
+            self._inbox = {topic: list(values) for topic, values in replay.inbox.items()}
+
+    @property
+    def workflow_name(self) -> str:
+        """The run's workflow's registered name."""
+        return self.workflow.name
+
+    @property
+    def clock(self) -> Clock:
+        """The runtime's clock."""
+        return self.services.clock
+
+    @property
+    def hooks(self) -> Hooks:
+        """The runtime's instrument hooks."""
+        return self.services.hooks
+
+    def loop_time(self) -> float:
+        """The clock's loop time (heartbeats)."""
+        return self.services.clock.current_time()
 
     # -- the journal ------------------------------------------------------------
 
     def append(self, record: Record) -> int:
         """Queue a record of this run in the journal; return its ticket."""
-        self._last_ticket = self.runtime.journal.append(record)
+        self._last_ticket = self.services.journal.append(record)
         return self._last_ticket
 
     async def commit(self, ticket: int | None = None) -> None:
         """Wait until ``ticket`` (default: this run's last record) is committed."""
-        await self.runtime.journal.wait_committed(self._last_ticket if ticket is None else ticket)
+        await self.services.journal.wait_committed(self._last_ticket if ticket is None else ticket)
 
     # -- the mailbox ------------------------------------------------------------
 
-    async def tell(self, message: RunMessage) -> None:
-        """Send a message to this run's mailbox (waits while the mailbox is full)."""
-        await self._send.send(message)
+    def tell(self, message: RunMessage) -> bool:
+        """Hand the run a message; return False if the run is ending and took none.
 
-    async def _mailbox_loop(self) -> None:
-        async for message in self._recv:
-            if isinstance(message, CancelRun):
-                self.cancel()
+        A :class:`Deliver` must be told in the same synchronous block as its
+        journal append, so the inbox holds messages in journal order.
+        """
+        if self._ending:
+            return False
+        if isinstance(message, Deliver):
+            self._inbox.setdefault(message.topic, []).append(message.value)
+            event, self._arrival = self._arrival, None
+            if event is not None:
+                event.set()
+        else:
+            self._cancel_requested = True
+            if self._body_scope is not None:
+                self._body_scope.cancel()
+        return True
+
+    @property
+    def ending(self) -> bool:
+        """Whether the run's end has been appended (it takes no more messages)."""
+        return self._ending
+
+    async def wait_finished(self) -> None:
+        """Wait until the run's task is over (its end committed, or it was stopped)."""
+        if self._done:
+            return
+        if self._finished is None:
+            self._finished = anyio.Event()
+        await self._finished.wait()
 
     # -- life -------------------------------------------------------------------
 
     async def run(self) -> None:
         """Execute the body, then record how the run ended (unless the runtime stopped it)."""
         try:
-            with self._send, self._recv:
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._mailbox_loop)
-                    self.append(RunResumed(self.run_id, at=time.time()))
-                    await self._execute()
-                    tg.cancel_scope.cancel()
+            hooks = self.services.hooks
+            self.append(RunResumed(self.run_id, at=self.services.clock.time()))
+            if hooks.run_started is not None:
+                hooks.run_started(self.run_id, self.workflow.name, resumed=self.resumed)
+            await self._execute()
         finally:
-            self.finished.set()
-            self.runtime._forget(self)
+            self._done = True
+            if self._finished is not None:
+                self._finished.set()
+            if not self._ending:  # stopped by the runtime: the run stays unfinished
+                self.services.ended(self)
 
     async def _execute(self) -> None:
         ctx = WorkflowContext(self)
@@ -190,6 +225,7 @@ class RunActor:
                 status = RunStatus.COMPLETED
             except Exception as exc:
                 status, error = RunStatus.FAILED, error_info(exc)
+        self._body_scope = None
         if self._nondeterminism is not None:
             status, output = RunStatus.FAILED, None
             error = error_info(self._nondeterminism)
@@ -201,15 +237,21 @@ class RunActor:
     async def _finish(
         self, status: RunStatus, output: bytes | None, error: ErrorInfo | None
     ) -> None:
-        now = time.time()
+        services = self.services
         for key in sorted(self._lengths.keys() - self._closed):
             self.append(StreamClose(self.run_id, key=key))
             self._closed.add(key)
+        self._ending = True
         self.append(
-            RunFinished(self.run_id, status=status.value, at=now, output=output, error=error)
-        )
+            RunFinished(
+                self.run_id, status=status.value, at=services.clock.time(), output=output,
+                error=error,
+            )
+        )  # fmt: skip
         await self.commit()
-        self.runtime.broker.end_run(self.run_id)
+        services.ended(self)
+        if services.hooks.run_finished is not None:
+            services.hooks.run_finished(self.run_id, self.workflow.name, status.value, error)
 
     # -- operations of the body ---------------------------------------------------
 
@@ -229,10 +271,6 @@ class RunActor:
         )
         self._nondeterminism = exc
         raise exc
-
-    async def call_step(self, step: Step[Any, Any], input: Any) -> Any:
-        """Run ``step`` as a child actor of this run, or return what the journal recorded."""
-        return await self.prepare_step(step, input)()
 
     def prepare_step(
         self, step: Step[Any, Any], input: Any, *, wait_commit: bool = True
@@ -272,15 +310,20 @@ class RunActor:
                 raise failed
 
             return replay_failure
-        return StepActor(self, step, input, position, step_id, record, wait_commit).run
+        return StepActor(self, step, input, position, step_id, record, wait_commit).run_attempts
+
+    def save_checkpoint(self, position: int, attempt: int, data: bytes) -> int:
+        """Queue an encoded checkpoint of the step at ``position``; return its ticket."""
+        return self.append(StepCheckpoint(self.run_id, position, attempt, data))
 
     async def put_stream(self, step_id: str, data: object) -> None:
         """Publish ``data`` live on ``stream.<run_id>.<step_id>``."""
-        publisher = self._publishers.get(step_id)
+        publishers = self._publishers
+        if publishers is None:
+            publishers = self._publishers = {}
+        publisher = publishers.get(step_id)
         if publisher is None:
-            publisher = self._publishers[step_id] = self.runtime.broker.publisher(
-                self.run_id, step_id
-            )
+            publisher = publishers[step_id] = self.services.broker.publisher(self.run_id, step_id)
         await publisher.publish(data)
 
     def write_stream(self, key: str, value: object, step_id: str, attempt: int) -> bool:
@@ -296,7 +339,7 @@ class RunActor:
             validate_key(key)
         try:
             data = _encode(value)
-        except (TypeError, ValueError, OverflowError):
+        except (TypeError, ValueError, OverflowError, RecursionError):
             data = encode_value(value, f"the value written to stream {key!r}")
         position = None
         if step_id == "main":
@@ -313,9 +356,12 @@ class RunActor:
             )
         offset = self._lengths.get(key, 0)
         self._lengths[key] = offset + 1
-        self._last_ticket = self.runtime.journal.append(
+        self._last_ticket = self.services.journal.append(
             StreamWrite(self.run_id, key, offset, data, step_id, attempt, position)
         )
+        hook = self.services.hooks.stream_written
+        if hook is not None:
+            hook(self.run_id, key, offset, step_id)
         return self._pace()
 
     def _pace(self) -> bool:
@@ -340,19 +386,11 @@ class RunActor:
             return
         self._closed.add(key)
         self.append(StreamClose(self.run_id, key=key, position=position))
+        hook = self.services.hooks.stream_closed
+        if hook is not None:
+            hook(self.run_id, key)
 
     # -- signals, events, durable sleep ------------------------------------------------
-
-    def deliver(self, topic: str, value: bytes) -> None:
-        """A message for ``topic`` was appended to the journal: put it in the inbox.
-
-        Called in the same synchronous block as the journal append, so the
-        inbox holds messages in journal order.
-        """
-        self._inbox.setdefault(topic, []).append(value)
-        event, self._arrival = self._arrival, None
-        if event is not None:
-            event.set()
 
     async def recv(self, topic: str, timeout: float | None) -> Any:
         """The next message of ``topic``, each exactly once across crashes."""
@@ -364,28 +402,37 @@ class RunActor:
         )
         if recorded and position in self.replay.timed_out:
             raise _recv_timeout(topic, timeout)
+        consumed = self._consumed
+        if consumed is None:
+            consumed = self._consumed = {}
         if recorded and position in self.replay.received:
             _, index = self.replay.received[position]
-            self._consumed[topic] = index + 1
+            consumed[topic] = index + 1
             return decode_value(self._inbox[topic][index])
-        index = self._consumed.get(topic, 0)
+        index = consumed.get(topic, 0)
         if index >= len(self._inbox.get(topic, ())):
-            until = float("inf")
-            if timeout is not None:
-                until = self.replay.waits.get(position, time.time() + timeout)
-                if position not in self.replay.waits:
+            if timeout is None:
+                await self._wait_message(topic, index)
+            else:
+                clock = self.services.clock
+                until = self.replay.waits.get(position)
+                if until is None:
+                    until = clock.time() + timeout
                     self.append(WaitStarted(self.run_id, position, until, "recv", topic))
-            with anyio.move_on_after(until - time.time()):
-                while index >= len(self._inbox.get(topic, ())):
-                    if self._arrival is None:
-                        self._arrival = anyio.Event()
-                    await self._arrival.wait()
-            if index >= len(self._inbox.get(topic, ())):
-                await self.commit(self.append(RecvTimedOut(self.run_id, position, topic)))
-                raise _recv_timeout(topic, timeout)
-        self._consumed[topic] = index + 1
+                with anyio.move_on_after(until - clock.time()):
+                    await self._wait_message(topic, index)
+                if index >= len(self._inbox.get(topic, ())):
+                    await self.commit(self.append(RecvTimedOut(self.run_id, position, topic)))
+                    raise _recv_timeout(topic, timeout)
+        consumed[topic] = index + 1
         await self.commit(self.append(MessageReceived(self.run_id, position, topic, index)))
         return decode_value(self._inbox[topic][index])
+
+    async def _wait_message(self, topic: str, index: int) -> None:
+        while index >= len(self._inbox.get(topic, ())):
+            if self._arrival is None:
+                self._arrival = anyio.Event()
+            await self._arrival.wait()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep durably: the wake-up time is journaled before the wait begins."""
@@ -394,13 +441,14 @@ class RunActor:
         position, recorded = self._claim(
             "sleep", lambda p: self.replay.body_ops.get(p) == BodyOp("sleep", "")
         )
+        clock = self.services.clock
         until = self.replay.waits.get(position) if recorded else None
         if until is None:
-            until = time.time() + seconds
+            until = clock.time() + seconds
             await self.commit(self.append(WaitStarted(self.run_id, position, until, "sleep")))
-            await anyio.sleep(seconds)
+            await clock.sleep(seconds)
         else:
-            await anyio.sleep(max(0.0, until - time.time()))
+            await clock.sleep(max(0.0, until - clock.time()))
 
     async def set_event(self, key: str, value: object, from_body: bool) -> None:
         """Set event ``key`` to ``value``, committed before it returns."""
@@ -415,111 +463,3 @@ class RunActor:
             if recorded:
                 return
         await self.commit(self.append(EventSet(self.run_id, key, data, position)))
-
-    def cancel(self) -> None:
-        """Cancel the body (from inside the event loop, without the mailbox)."""
-        self._cancel_requested = True
-        if self._body_scope is not None:
-            self._body_scope.cancel()
-
-
-@attrs.define(eq=False)
-class StepActor:
-    """One step call: its attempts, retries, timeouts and heartbeats."""
-
-    parent: RunActor
-    step: Step[Any, Any]
-    input: Any
-    position: int
-    step_id: str
-    record: StepRecord | None
-    wait_commit: bool = True
-
-    async def run(self) -> Any:
-        """Run attempts until one succeeds or retries are exhausted; return the output.
-
-        Raises:
-            StepFailed: the retries are exhausted.
-            EncodeError: the output is not msgspec-encodable.
-        """
-        step, run, rec = self.step, self.parent, self.record
-        attempt = rec.last_attempt if rec else 0
-        failures = rec.failures if rec else 0
-        checkpoint = rec.checkpoint if rec else None
-        while True:
-            attempt += 1
-            run.append(
-                StepStarted(
-                    run.run_id, self.position, self.step_id, step.name, attempt, time.time()
-                )
-            )
-            ctx: StepContext | ThreadStepContext
-            if step.is_async:
-                ctx = StepContext(self, attempt, checkpoint)
-            else:
-                ctx = ThreadStepContext(StepContext(self, attempt, checkpoint))
-            try:
-                output = await self._attempt(ctx)
-            except Exception as exc:
-                failures += 1
-                info = error_info(exc)
-                run.append(StepAttemptFailed(run.run_id, self.position, attempt, info, time.time()))
-                if failures > step.retries:
-                    await run.commit(
-                        run.append(
-                            StepGaveUp(run.run_id, self.position, attempt, info, time.time())
-                        )
-                    )
-                    raise StepFailed(self.step_id, attempt, info.type, info.message) from exc
-                checkpoint = (ctx if isinstance(ctx, StepContext) else ctx._inner)._checkpoint
-                await anyio.sleep(step.backoff.delay(failures))
-                continue
-            data = encode_value(output, f"the output of step {self.step_id!r}")
-            ticket = run.append(
-                StepCompleted(run.run_id, self.position, attempt, data, time.time())
-            )
-            if self.wait_commit:
-                await run.commit(ticket)
-            return output
-
-    async def _attempt(self, ctx: StepContext | ThreadStepContext) -> Any:
-        step = self.step
-
-        async def call() -> Any:
-            if step.is_async:
-                return await step.fn(ctx, self.input)
-            return await anyio.to_thread.run_sync(step.fn, ctx, self.input, abandon_on_cancel=True)
-
-        with anyio.fail_after(step.timeout) if step.timeout is not None else nullcontext():
-            if step.heartbeat_timeout is None:
-                return await call()
-            inner = ctx if isinstance(ctx, StepContext) else ctx._inner
-            result, error = _MISSING, None
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_heartbeats, inner, tg.cancel_scope)
-                try:
-                    result = await call()
-                except Exception as exc:
-                    error = exc
-                tg.cancel_scope.cancel()
-            if error is not None:
-                raise error
-            if result is _MISSING:
-                raise TimeoutError(
-                    f"step {self.step_id!r} sent no heartbeat for {step.heartbeat_timeout} s; "
-                    "call ctx.heartbeat() more often or raise heartbeat_timeout"
-                )
-            return result
-
-    async def _watch_heartbeats(self, ctx: StepContext, scope: anyio.CancelScope) -> None:
-        assert self.step.heartbeat_timeout is not None
-        while True:
-            deadline = ctx._last_heartbeat + self.step.heartbeat_timeout
-            if anyio.current_time() >= deadline:
-                scope.cancel()
-                return
-            await anyio.sleep_until(deadline)
-
-    def save_checkpoint(self, attempt: int, data: bytes) -> int:
-        """Queue an encoded checkpoint of this step; return its ticket."""
-        return self.parent.append(StepCheckpoint(self.parent.run_id, self.position, attempt, data))
