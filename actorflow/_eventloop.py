@@ -12,7 +12,14 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeAlias
 
-__all__ = ("CallSoon", "current_call_here", "current_call_soon")
+__all__ = (
+    "CallSoon",
+    "current_call_here",
+    "current_call_soon",
+    "current_loop_token",
+    "virtual_time_backend",
+    "virtual_time_loop_factory",
+)
 
 CallSoon: TypeAlias = Callable[..., object]
 """``call_soon(fn, *args)``: schedule ``fn(*args)`` on an event loop, from any thread.
@@ -139,3 +146,62 @@ class _TrioCallbacks:
                     fn(*args)
                 except Exception:
                     logging.getLogger("actorflow").exception("callback %r failed", fn)
+
+
+def current_loop_token() -> object:
+    """An object that identifies the running event loop (one per ``anyio.run``).
+
+    Raises:
+        RuntimeError: no supported event loop runs in this thread.
+    """
+    library = _current_library()
+    if library == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop()
+    if library == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+    return current_call_soon()  # raises the error naming the library
+
+
+def virtual_time_loop_factory() -> Callable[[], Any]:
+    """A factory of asyncio loops whose clock jumps to the next timer when nothing is ready.
+
+    The asyncio twin of trio's ``MockClock(autojump_threshold=0)``: timeouts,
+    sleeps and backoff take no real time. Pass it as anyio's
+    ``backend_options={"loop_factory": ...}``.
+    """
+    import asyncio
+
+    class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
+        def __init__(self) -> None:
+            super().__init__()
+            self._virtual_now = 0.0
+
+        def time(self) -> float:
+            return self._virtual_now
+
+        def _run_once(self) -> None:
+            # asyncio has no public hook for "the loop is idle": read its queues.
+            ready: Any = getattr(self, "_ready")  # noqa: B009
+            scheduled: Any = getattr(self, "_scheduled")  # noqa: B009
+            if not ready and not getattr(self, "_stopping"):  # noqa: B009
+                live = [h.when() for h in scheduled if not h.cancelled()]
+                if live:
+                    self._virtual_now = max(self._virtual_now, min(live))
+            super()._run_once()  # type: ignore[misc]
+
+    return VirtualTimeEventLoop
+
+
+def virtual_time_backend(backend: str) -> tuple[str, dict[str, Any]]:
+    """anyio's ``(backend, options)`` for a run in virtual time on ``backend``."""
+    if backend == "trio":
+        from trio.testing import MockClock
+
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
+    if backend == "asyncio":
+        return ("asyncio", {"loop_factory": virtual_time_loop_factory()})
+    raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
