@@ -27,7 +27,7 @@ def encode_value(value: object, what: str) -> bytes:
     """
     try:
         return _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(
             f"{what} cannot be encoded ({exc}); use msgspec-encodable values: "
             "str, int, float, bool, None, bytes, list, tuple, dict, a msgspec Struct, "

@@ -34,8 +34,17 @@ uvicorn to serve). Two entry points:
 - :func:`sse` turns any async iterator (durable entries, live messages, or
   your own values) into a streaming SSE response for your own routes.
 
-Every value is encoded as JSON with msgspec. An unknown run or workflow is a
-``404``, bad input a ``400``, both with a JSON body
+Every value is encoded as JSON with msgspec. The journal stores msgpack,
+which holds a few values JSON cannot (a dict with tuple keys, an extension
+type); those are not sent, and do not stop anything either: such a stream entry
+becomes an ``entry-error`` event with the entry's ``id`` and ``{"offset",
+"step_id", "attempt", "error": {"type", "message"}}`` (no ``value``), so the
+stream, and a reconnect after it, go on; such a live message becomes an
+``entry-error`` event with its fields but ``data``; and such a run output
+is ``"output": null`` with an ``"output_error"`` in ``GET /runs/{run_id}``.
+
+An unknown run or workflow is a ``404``, bad input a ``400`` (a body nested
+too deeply to decode included), both with a JSON body
 ``{"error": {"type", "message"}}``; an unexpected error is a ``500`` with the
 same body and no traceback. A client that disconnects stops its reader at once.
 """

@@ -55,19 +55,19 @@ class _Api:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _open_client(self) -> None:
+    def _check_capacity(self) -> None:
         if self.clients >= self.max_clients:
             raise TooManyClients(
                 f"this server already streams to {self.clients} clients (max_clients="
                 f"{self.max_clients}); retry later, or raise app(..., max_clients=N)"
             )
-        self.clients += 1
 
     def _close_client(self) -> None:
         self.clients -= 1
 
     def _stream(self, events: AsyncIterable[object]) -> EventSourceResponse:
-        self._open_client()
+        self._check_capacity()
+        self.clients += 1
         return EventSourceResponse(
             events, keepalive=self.keepalive, retry=self.retry, on_close=self._close_client
         )
@@ -88,7 +88,18 @@ class _Api:
             {"key": s.key, "length": s.length, "closed": s.closed}
             for s in await self.rt.journal.list_streams(info.run_id)
         ]
-        return _json_response(body)
+        try:
+            return _json_response(body)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            # The output is the one field that may be a value msgpack stores
+            # but JSON cannot carry (a dict with tuple keys, an extension type).
+            body["output"] = None
+            body["output_error"] = {
+                "type": "EncodeError",
+                "message": f"the output of run {info.run_id!r} cannot be sent as JSON ({exc}); "
+                "read it from Python (rt.handle(run_id).result())",
+            }
+            return _json_response(body)
 
     async def durable(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -116,6 +127,9 @@ class _Api:
                 "such as 'generate', '*' or '>'"
             ) from None
         await self._run(run_id)
+        # Refused before subscribing: a refused client must leave no subscription
+        # behind (nothing awaits between here and _stream's count).
+        self._check_capacity()
         sub = self.rt.broker.subscribe(
             pattern, buffer=self.live_buffer, overflow="drop_oldest", run_id=run_id
         )
@@ -148,6 +162,11 @@ class _Api:
             ) from None
         except msgspec.DecodeError as exc:
             raise ValidationError(f"the request body is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ValidationError(
+                f"the request body for workflow {name!r} is nested too deeply to decode; "
+                "send a flatter input"
+            ) from None
         handle = await self.rt.start(wf, data, run_id=req.run_id)
         run_id = handle.run_id
         return _json_response(

@@ -51,26 +51,38 @@ def encode_event(item: object) -> bytes:
     if isinstance(item, StreamEntry):
         # Every durable-stream event comes here, once per client: built
         # directly, without an Event and the general path, it costs about half.
-        data = _data(
-            {
-                "offset": item.offset,
-                "value": item.value,
-                "step_id": item.step_id,
-                "attempt": item.attempt,
-            }
-        )
+        fields: dict[str, object] = {
+            "offset": item.offset,
+            "value": item.value,
+            "step_id": item.step_id,
+            "attempt": item.attempt,
+        }
+        try:
+            data = _data(fields)
+        except EncodeError as exc:
+            # msgpack stores values JSON cannot carry (a dict with tuple keys,
+            # an extension type). Ending the stream here would end it here again
+            # on every reconnect: an `entry-error` event with the entry's id
+            # takes its place, and the stream goes on.
+            del fields["value"]
+            fields["error"] = _unencodable(exc, f"stream entry {item.offset}")
+            return b"id: %d\nevent: entry-error\ndata: %s\n\n" % (item.offset, _data(fields))
         return b"id: %d\ndata: %s\n\n" % (item.offset, data)
     if isinstance(item, Message):
-        item = Event(
-            {
-                "subject": item.subject,
-                "run_id": item.run_id,
-                "step_id": item.step_id,
-                "seq": item.seq,
-                "data": item.data,
-                "dropped_before": item.dropped_before,
-            }
-        )
+        message: dict[str, object] = {
+            "subject": item.subject,
+            "run_id": item.run_id,
+            "step_id": item.step_id,
+            "seq": item.seq,
+            "data": item.data,
+            "dropped_before": item.dropped_before,
+        }
+        try:
+            return b"data: %s\n\n" % _data(message)
+        except EncodeError as exc:
+            del message["data"]
+            message["error"] = _unencodable(exc, f"live message {item.seq} of {item.subject!r}")
+            item = Event(message, event="entry-error")
     elif not isinstance(item, Event):
         item = Event(item)
     parts: list[bytes] = []
@@ -88,7 +100,7 @@ def _data(value: object) -> bytes:
     """``value`` as JSON on one line, for an event's ``data:`` field."""
     try:
         data = _json.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise EncodeError(
             f"an SSE event's data cannot be encoded as JSON ({exc}); use msgspec-encodable values"
         ) from None
@@ -103,6 +115,16 @@ def _data(value: object) -> bytes:
             .replace(b"\xe2\x80\xa9", b"\\u2029")
         )
     return data
+
+
+def _unencodable(exc: EncodeError, what: str) -> dict[str, str]:
+    """The ``error`` of an ``entry-error`` event: ``what`` could not be sent as JSON."""
+    reason = exc.__cause__ or exc.__context__ or exc
+    return {
+        "type": "EncodeError",
+        "message": f"{what} cannot be sent as JSON ({reason}); it was skipped, read it "
+        "from Python (rt.read_stream_entries) or store JSON-compatible values",
+    }
 
 
 def _field(text: str, what: str) -> str:
