@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from _gates import open_gate, wait_reached
 from _sse import read_all
-from test_web import site, talker
+from starlette.requests import Request
+from test_web import site, talker, writer
 
 import actorflow as af
 import actorflow.web
+from actorflow._cli import main
+from actorflow.web._serve import serve_options
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:Async generator 'http(x|core)\.:ResourceWarning")
 
@@ -126,3 +131,183 @@ async def test_refused_live_clients_leave_no_subscription(db: Path) -> None:
             assert s.rt.broker.statistics().subscriptions == subscriptions
         open_gate("busy")
         await s.rt.handle("busy").result()
+
+
+# -- 15: Host, Origin, content type, auth ------------------------------------------------
+
+
+async def test_a_host_not_allowed_is_refused_whatever_the_route(db: Path) -> None:
+    async with site(db) as s:
+        await s.rt.run(writer, {"values": [1]}, run_id="done")
+        for path in ("/", "/runs/done", "/runs/done/streams/tokens", "/workflows"):
+            response = await s.client.get(path, headers={"host": "evil.example"})
+            assert response.status_code == 403, (path, response.text)
+            error = response.json()["error"]
+            assert error["type"] == "Forbidden"
+            assert "evil.example" in error["message"]
+        posted = await s.client.post(
+            "/workflows/web_echo", json={"input": "x"}, headers={"host": "evil.example:80"}
+        )
+        assert posted.status_code == 403
+        for host in ("localhost", f"localhost:{s.port}", "[::1]:1", "127.0.0.1", "LOCALHOST"):
+            response = await s.client.get("/runs/done", headers={"host": host})
+            assert response.status_code == 200, (host, response.text)
+        assert await s.rt.list_runs() != []
+    async with site(db, allowed_hosts=["app.example", "::1", "other.example:8443"]) as s:
+        for host, status in (
+            ("app.example", 200),
+            ("app.example:9000", 200),
+            ("[::1]:80", 200),
+            ("other.example:8443", 200),
+            ("other.example:8444", 403),
+            ("127.0.0.1", 403),  # not listed: the defaults are replaced
+        ):
+            response = await s.client.get("/workflows", headers={"host": host})
+            assert response.status_code == status, (host, response.text)
+    async with site(db, allowed_hosts=["*"]) as s:
+        assert (await s.client.get("/workflows", headers={"host": "x.example"})).status_code == 200
+
+
+async def test_a_cross_site_post_is_refused_and_a_same_origin_one_accepted(db: Path) -> None:
+    async with site(db, allowed_origins=["https://app.example"]) as s:
+        own = f"http://127.0.0.1:{s.port}"
+        refused = [
+            # What a cross-site HTML form can send.
+            ({"origin": "http://evil.example", "content-type": "text/plain"}, 403),
+            ({"origin": "http://evil.example", "content-type": "application/json"}, 403),
+            ({"origin": "null", "content-type": "application/json"}, 403),
+            ({"origin": f"http://127.0.0.1:{s.port + 1}", "content-type": "application/json"}, 403),
+            # An old browser's form, which sent no Origin.
+            ({"content-type": "text/plain"}, 415),
+            ({"content-type": "application/x-www-form-urlencoded"}, 415),
+            ({"origin": own, "content-type": "multipart/form-data; boundary=x"}, 415),
+        ]
+        for headers, status in refused:
+            response = await s.client.post(
+                "/workflows/web_echo", content=b'{"input": "x"}', headers=headers
+            )
+            assert response.status_code == status, (headers, response.text)
+        assert await s.rt.list_runs() == []
+        accepted = [
+            {"origin": own},
+            {"origin": own + "/"},
+            {"origin": "https://app.example"},
+            {"origin": "HTTPS://APP.EXAMPLE"},
+            {},  # not a browser: no Origin
+        ]
+        for i, headers in enumerate(accepted):
+            response = await s.client.post(
+                "/workflows/web_echo",
+                json={"input": "x", "run_id": f"r{i}"},
+                headers={**headers, "content-type": "application/json; charset=utf-8"},
+            )
+            assert response.status_code == 202, (headers, response.text)
+
+
+async def test_auth_runs_on_every_request_and_refuses_with_401_or_403(db: Path) -> None:
+    seen: list[str] = []
+
+    def auth(request: Request) -> bool:
+        seen.append(request.url.path)
+        return request.headers.get("x-user") == "me"
+
+    async def async_auth(request: Request) -> None:
+        await anyio.lowlevel.checkpoint()
+        if request.headers.get("x-user") != "me":
+            raise actorflow.web.Forbidden("only 'me' may use this server")
+
+    async with site(db, auth=auth) as s:
+        await s.rt.run(writer, {"values": [1]}, run_id="done")
+        for path in ("/", "/runs/done", "/runs/done/streams/tokens", "/runs/done/live"):
+            refused = await s.client.get(path)
+            assert refused.status_code == 401, (path, refused.text)
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert refused.json()["error"]["type"] == "Unauthorized"
+            assert (await s.client.get(path, headers={"x-user": "me"})).status_code == 200
+        posted = await s.client.post("/workflows/web_echo", json={"input": "x"})
+        assert posted.status_code == 401
+        assert seen.count("/runs/done/streams/tokens") == 2
+        assert seen[-1] == "/workflows/web_echo"
+    async with site(db, auth=async_auth) as s:
+        refused = await s.client.get("/workflows")
+        assert refused.status_code == 403
+        assert refused.json()["error"] == {
+            "type": "Forbidden",
+            "message": "only 'me' may use this server",
+        }
+        assert (await s.client.get("/workflows", headers={"x-user": "me"})).status_code == 200
+
+
+async def test_a_host_not_allowed_is_refused_before_auth_sees_it(db: Path) -> None:
+    seen: list[str] = []
+
+    def auth(request: Request) -> None:
+        seen.append(request.url.path)
+
+    async with site(db, auth=auth) as s:
+        assert (await s.client.get("/workflows", headers={"host": "evil"})).status_code == 403
+        assert seen == []
+
+
+async def test_bearer_token_accepts_only_its_token(db: Path) -> None:
+    async with site(db, auth=actorflow.web.bearer_token("s3cret")) as s:
+        for headers in ({}, {"authorization": "Bearer nope"}, {"authorization": "s3cret"}):
+            response = await s.client.get("/workflows", headers=headers)
+            assert response.status_code == 401, headers
+            assert "s3cret" not in response.text
+        ok = await s.client.get("/workflows", headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+    for bad in ("", "two words", "tab\t", 7):
+        with pytest.raises(af.ValidationError):
+            actorflow.web.bearer_token(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"auth": "token"},
+        {"allowed_hosts": "localhost"},  # a string, not a list of names
+        {"allowed_hosts": [""]},
+        {"allowed_origins": "https://app.example"},
+        {"allowed_origins": [None]},
+    ],
+)
+async def test_bad_security_options_raise_validation_error(options: dict[str, Any]) -> None:
+    async with af.Runtime() as rt:
+        with pytest.raises(af.ValidationError):
+            af.web.app(rt, **options)
+
+
+# -- 15: what `actorflow serve` may bind to ------------------------------------------------
+
+
+def test_serve_refuses_a_non_loopback_bind_without_a_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ACTORFLOW_AUTH_TOKEN", raising=False)
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.5"):
+        assert serve_options(host) == {}
+    for host in ("0.0.0.0", "::", "192.168.1.9", "example.com"):
+        with pytest.raises(af.ActorflowError, match="--auth-token"):
+            serve_options(host)
+        options = serve_options(host, "tok")
+        assert options["allowed_hosts"] == ("*",)
+        assert callable(options["auth"])
+    assert set(serve_options("127.0.0.1", "tok")) == {"auth"}
+    monkeypatch.setenv("ACTORFLOW_AUTH_TOKEN", "from-env")
+    assert set(serve_options("0.0.0.0")) == {"auth", "allowed_hosts"}
+    with pytest.raises(af.ValidationError):
+        serve_options("0.0.0.0", "")
+
+
+def test_the_serve_command_refuses_a_public_bind_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACTORFLOW_AUTH_TOKEN", raising=False)
+    code = main(["--db", str(tmp_path / "a.db"), "serve", "--host", "0.0.0.0", "--port", "0"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "refusing to serve on '0.0.0.0' without authentication" in err
+    assert not (tmp_path / "a.db").exists()

@@ -43,6 +43,16 @@ stream, and a reconnect after it, go on; such a live message becomes an
 ``entry-error`` event with its fields but ``data``; and such a run output
 is ``"output": null`` with an ``"output_error"`` in ``GET /runs/{run_id}``.
 
+Who may call it: a request whose ``Host`` is not one of ``allowed_hosts``
+(default: ``localhost``, ``127.0.0.1``, ``[::1]``, any port) is refused with
+``403``, so a page on another site whose DNS name resolves to this server
+cannot read it (DNS rebinding). ``auth``, when given, runs on every request
+next (:func:`bearer_token` checks ``Authorization: Bearer <token>``). A ``POST``
+must declare its body ``application/json`` (``415`` otherwise: an HTML form
+cannot) and, when it has an ``Origin``, come from the server's own origin or
+one of ``allowed_origins`` (``403`` otherwise). ``actorflow serve`` binds to
+loopback unless it is given an auth token.
+
 An unknown run or workflow is a ``404``, bad input a ``400`` (a body nested
 too deeply to decode included), both with a JSON body
 ``{"error": {"type", "message"}}``; an unexpected error is a ``500`` with the
@@ -59,7 +69,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._app import app
+from ._guard import bearer_token
+from ._http import Forbidden, Unauthorized
 from ._serve import serve
 from ._sse import Event, EventSourceResponse, encode_event, sse
 
-__all__ = ("Event", "EventSourceResponse", "app", "encode_event", "serve", "sse")
+__all__ = (
+    "Event",
+    "EventSourceResponse",
+    "Forbidden",
+    "Unauthorized",
+    "app",
+    "bearer_token",
+    "encode_event",
+    "serve",
+    "sse",
+)

@@ -12,6 +12,7 @@ import attrs
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from .._exceptions import ActorflowError, ValidationError, WorkflowNotFound
 from .._live import Subscription, validate_pattern
 from .._registry import Workflow
 from ..abc import RunInfo, StreamEntry
+from ._guard import Auth, Guard, _normalize_hosts, _normalize_origins
 from ._http import (
     TooManyClients,
     _json_response,
@@ -220,6 +222,9 @@ def app(
     max_clients: int = 10_000,
     live_buffer: int = 1024,
     page: bool = True,
+    auth: Auth | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    allowed_origins: Iterable[str] = (),
 ) -> Starlette:
     """An ASGI app streaming the runs of ``rt`` as Server-Sent Events (routes above).
 
@@ -236,6 +241,22 @@ def app(
         live_buffer: messages buffered per live client before the oldest are
             dropped (each event then says how many it lost: ``dropped_before``).
         page: serve the prompt-and-stream page at ``/``.
+        auth: called with every request (a Starlette ``Request``), before its
+            route; sync or async. It returns ``None`` (or ``True``) to let the
+            request through, ``False`` to refuse it with 401, or raises
+            :class:`Unauthorized` (401) or :class:`Forbidden` (403).
+            :func:`bearer_token` makes one that checks ``Authorization: Bearer``.
+        allowed_hosts: the names the server answers to, as in the ``Host``
+            header (``"example.com"`` with any port, or ``"example.com:8443"``);
+            others are refused with 403, so a page on another site whose DNS
+            name resolves to this server cannot read it. ``None``: ``localhost``,
+            ``127.0.0.1`` and ``[::1]``; ``["*"]``: any (behind a proxy that
+            checks it, or with ``auth``).
+        allowed_origins: origins (``"https://app.example.com"``) besides the
+            server's own from which a browser may send state-changing requests
+            (``POST``); ``["*"]``: any. A ``POST`` whose ``Origin`` is another
+            site's is refused with 403, and one whose body is not declared
+            ``application/json`` with 415, which a cross-site form cannot send.
 
     Raises:
         ValidationError: a bad option, or something in ``workflows`` that is not
@@ -252,6 +273,14 @@ def app(
     if isinstance(live_buffer, bool) or not isinstance(live_buffer, int) or live_buffer < 1:
         raise ValidationError(f"live_buffer must be an int >= 1, not {live_buffer!r}")
     _check_stream_options(keepalive, retry)
+    if auth is not None and not callable(auth):
+        raise ValidationError(f"auth must be a callable taking the request, not {auth!r}")
+    guard = Middleware(
+        Guard,
+        auth=auth,
+        allowed_hosts=_normalize_hosts(allowed_hosts),
+        allowed_origins=_normalize_origins(allowed_origins),
+    )
     api = _Api(
         rt,
         allowed,
@@ -272,6 +301,7 @@ def app(
         routes.append(Route("/", api.page, methods=["GET"]))
     return Starlette(
         routes=routes,
+        middleware=[guard],
         exception_handlers={
             ActorflowError: _on_actorflow_error,
             HTTPException: _on_http_error,

@@ -18,8 +18,21 @@ from .._exceptions import (
 )
 from ._sse import _error_body, _json
 
-# The app's own refusals. Not exported (only its handlers raise them); their
-# class names are the ``type`` of the JSON error bodies clients see.
+# The app's refusals; their class names are the ``type`` of the JSON error
+# bodies clients see. Unauthorized and Forbidden are public (an ``auth``
+# callable raises them); the others only the app raises.
+
+
+class Unauthorized(ActorflowError):
+    """An ``auth`` callable refuses a request that has no valid credentials (401)."""
+
+
+class Forbidden(ActorflowError):
+    """A request refused for who sent it: its Host, its Origin, or by ``auth`` (403)."""
+
+
+class UnsupportedMediaType(ActorflowError):
+    """A state-changing request whose body is not declared ``application/json`` (415)."""
 
 
 class TooManyClients(ActorflowError):
@@ -102,6 +115,9 @@ def _json_response(
 
 
 _STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (UnsupportedMediaType, 415),
     (RunNotFound, 404),
     (WorkflowNotFound, 404),
     (PayloadTooLarge, 413),
@@ -116,7 +132,9 @@ async def _on_actorflow_error(request: Request, exc: Exception) -> Response:
     # A body refused before it was all read leaves the rest of it on the wire:
     # the connection cannot carry another request, so tell the client not to
     # reuse it (hypercorn closes it; a client that reused it would fail).
-    headers = {"connection": "close"} if getattr(exc, "close", False) else None
+    headers = {"connection": "close"} if getattr(exc, "close", False) else {}
+    if isinstance(exc, Unauthorized):
+        headers["www-authenticate"] = "Bearer"
     return _json_response({"error": _error_body(exc)}, status_code=status, headers=headers)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
+import os
 import signal
 import socket
 import threading
@@ -14,6 +16,50 @@ import anyio
 import sniffio
 
 from .._exceptions import ActorflowError
+from ._guard import bearer_token
+
+#: Where ``actorflow serve`` reads its auth token when ``--auth-token`` is not given.
+AUTH_TOKEN_ENV = "ACTORFLOW_AUTH_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding to ``host`` serves only this machine (``localhost``, ``127.x``, ``::1``)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
+
+
+def serve_options(host: str, auth_token: str | None = None) -> dict[str, Any]:
+    """The :func:`app` options for ``actorflow serve --host HOST [--auth-token TOKEN]``.
+
+    Without a token (from ``auth_token`` or the ``ACTORFLOW_AUTH_TOKEN``
+    environment variable) only a loopback bind is allowed: anyone who can reach
+    the server could read every run and start workflows. With a token, every
+    request needs ``Authorization: Bearer TOKEN``; a non-loopback bind then
+    answers to any Host name (the token, which a browser does not send by
+    itself, is what keeps other sites out).
+
+    Raises:
+        ActorflowError: a non-loopback ``host`` and no token.
+        ValidationError: an empty token, or one with spaces.
+    """
+    token = auth_token if auth_token is not None else os.environ.get(AUTH_TOKEN_ENV)
+    if token is None or (auth_token is None and not token):
+        if not is_loopback(host):
+            raise ActorflowError(
+                f"refusing to serve on {host!r} without authentication (anyone who reaches it "
+                "could read and start runs); give --auth-token TOKEN or set "
+                f"{AUTH_TOKEN_ENV}, or bind to 127.0.0.1"
+            )
+        return {}
+    options: dict[str, Any] = {"auth": bearer_token(token)}
+    if not is_loopback(host):
+        options["allowed_hosts"] = ("*",)
+    return options
 
 
 async def serve(
@@ -37,7 +83,6 @@ async def serve(
         port: the TCP port; ``0`` picks a free one (see ``ready``).
         ready: called with the port once the server listens.
         shutdown_timeout: seconds open streams get to finish when it stops.
-
     Raises:
         ActorflowError: the server could not listen on ``host:port``.
     """
