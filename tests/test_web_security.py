@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from _gates import open_gate, wait_reached
 from _sse import read_all
 from starlette.requests import Request
-from test_web import site, talker, writer
+from test_web import echo, site, talker, writer
 
 import actorflow as af
 import actorflow.web
@@ -311,3 +312,76 @@ def test_the_serve_command_refuses_a_public_bind_in_one_line(
     assert err.count("\n") == 1
     assert "refusing to serve on '0.0.0.0' without authentication" in err
     assert not (tmp_path / "a.db").exists()
+
+
+# -- 16: clients that stop mid-request -------------------------------------------------------
+
+
+async def test_clients_that_stop_mid_request_are_closed_after_idle_timeout() -> None:
+    idle = 1.0
+
+    async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+        await af.web.serve(app, port=0, ready=task_status.started, idle_timeout=idle)
+
+    async with af.Runtime() as rt:
+        app = af.web.app(rt, workflows=[echo])
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve)
+            partials = [b"", b"GET /work", b"GET /workflows HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+            streams = [await anyio.connect_tcp("127.0.0.1", port) for _ in range(3 * 5)]
+            closed: list[bool] = []
+
+            async def stop_mid_request(stream: anyio.abc.SocketStream, data: bytes) -> None:
+                async with stream:
+                    if data:
+                        await stream.send(data)
+                    try:
+                        # Generous bound: the server must close well before it.
+                        with anyio.fail_after(idle + 4):
+                            while await stream.receive():
+                                pass
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        closed.append(True)
+
+            async with anyio.create_task_group() as clients:
+                for i, stream in enumerate(streams):
+                    clients.start_soon(stop_mid_request, stream, partials[i % 3])
+            assert len(closed) == len(streams)
+            # The server still serves, and a whole request is answered as usual.
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/workflows")).status_code == 200
+            tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("idle_timeout", [0, -1.0, float("inf"), True, "5"])
+async def test_a_bad_idle_timeout_raises_validation_error(idle_timeout: Any) -> None:
+    with pytest.raises(af.ValidationError):
+        await af.web.serve(lambda: None, port=0, idle_timeout=idle_timeout)
+
+
+async def test_an_open_stream_is_not_idle(db: Path) -> None:
+    # A durable stream waiting on its run for longer than idle_timeout stays open.
+    async with af.Runtime(db) as rt:
+        app = af.web.app(rt, keepalive=0.3)
+
+        async def serve(*, task_status: anyio.abc.TaskStatus[int]) -> None:
+            await af.web.serve(app, port=0, ready=task_status.started, idle_timeout=0.2)
+
+        await rt.start(writer, {"values": ["x"], "pause": 1}, run_id="slow")
+        await wait_reached("slow")
+        async with anyio.create_task_group() as tg:
+            port = await tg.start(serve)
+            async with (
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+                client.stream("GET", "/runs/slow/streams/tokens") as response,
+            ):
+                comments = 0
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        comments += 1
+                        if comments == 2:  # two keep-alives later: > 2 idle timeouts
+                            open_gate("slow")
+                    if line.startswith("event: end"):
+                        break
+                assert comments >= 2
+            tg.cancel_scope.cancel()

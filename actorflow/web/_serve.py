@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import sniffio
 
-from .._exceptions import ActorflowError
+from .._exceptions import ActorflowError, ValidationError
 from ._guard import bearer_token
 
 #: Where ``actorflow serve`` reads its auth token when ``--auth-token`` is not given.
@@ -69,6 +69,7 @@ async def serve(
     port: int = 8000,
     ready: Callable[[int], object] | None = None,
     shutdown_timeout: float = 1.0,
+    idle_timeout: float = 5.0,
 ) -> None:
     """Serve an ASGI app until cancelled, or until Ctrl-C (SIGINT) or SIGTERM.
 
@@ -83,13 +84,25 @@ async def serve(
         port: the TCP port; ``0`` picks a free one (see ``ready``).
         ready: called with the port once the server listens.
         shutdown_timeout: seconds open streams get to finish when it stops.
+        idle_timeout: seconds a connection may take to send a request's
+            headers, or stay idle between requests, before it is closed (a
+            client that stops mid-request holds no connection for longer).
+            A response being streamed is not idle.
+
     Raises:
         ActorflowError: the server could not listen on ``host:port``.
+        ValidationError: a bad ``idle_timeout``.
     """
+    if (
+        isinstance(idle_timeout, bool)
+        or not isinstance(idle_timeout, int | float)
+        or not (0 < idle_timeout < math.inf)
+    ):
+        raise ValidationError(f"idle_timeout must be a number of seconds > 0, not {idle_timeout!r}")
     if sniffio.current_async_library() == "trio":
-        await _serve_hypercorn(asgi_app, host, port, ready, shutdown_timeout)
+        await _serve_hypercorn(asgi_app, host, port, ready, shutdown_timeout, idle_timeout)
     else:
-        await _serve_uvicorn(asgi_app, host, port, ready, shutdown_timeout)
+        await _serve_uvicorn(asgi_app, host, port, ready, shutdown_timeout, idle_timeout)
 
 
 async def _serve_uvicorn(
@@ -98,6 +111,7 @@ async def _serve_uvicorn(
     port: int,
     ready: Callable[[int], object] | None,
     shutdown_timeout: float,
+    idle_timeout: float,
 ) -> None:
     try:
         import uvicorn
@@ -113,6 +127,8 @@ async def _serve_uvicorn(
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=math.ceil(shutdown_timeout),
+        timeout_keep_alive=math.ceil(idle_timeout),
+        http=_uvicorn_protocol_class(idle_timeout),
     )
     server = _uvicorn_server_class()(config)
     done = anyio.Event()
@@ -188,12 +204,66 @@ def _uvicorn_server_class() -> type[Any]:
     return Server
 
 
+def _uvicorn_protocol_class(header_timeout: float) -> type[Any]:
+    import asyncio
+
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        """uvicorn's h11 protocol that closes a connection whose request headers are late.
+
+        (uvicorn's keep-alive timer starts only after a response, and any data
+        stops it: a client that connects, or sends part of a request line, and
+        then stops would hold its connection for ever.) The deadline runs from
+        the connection, or the end of the previous response, to a whole
+        request head; data arriving meanwhile does not extend it.
+        """
+
+        _headers_deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._headers_arrived()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self._await_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._headers_arrived()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._headers_arrived()
+            self._headers_deadline = self.loop.call_later(header_timeout, self._headers_late)
+
+        def _headers_arrived(self) -> None:
+            if self._headers_deadline is not None:
+                self._headers_deadline.cancel()
+                self._headers_deadline = None
+
+        def _headers_late(self) -> None:
+            self._headers_deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
 async def _serve_hypercorn(
     asgi_app: Callable[..., Any],
     host: str,
     port: int,
     ready: Callable[[int], object] | None,
     shutdown_timeout: float,
+    idle_timeout: float,
 ) -> None:
     try:
         from hypercorn.config import Config
@@ -207,6 +277,8 @@ async def _serve_hypercorn(
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) the socket now
     config.graceful_timeout = shutdown_timeout
+    # Hypercorn's keep-alive timer also runs while a request's headers arrive.
+    config.keep_alive_timeout = idle_timeout
     config.accesslog = None
     config.loglevel = "WARNING"
     async with anyio.create_task_group() as tg:
