@@ -474,7 +474,7 @@ async def test_post_starts_an_allow_listed_workflow_idempotently_by_run_id(db: P
         ]
         for response in answers:
             assert response.status_code == 202
-            assert response.headers["location"] == "runs/e1"
+            assert response.headers["location"] == "/runs/e1"
             body = response.json()
             assert body["run_id"] == "e1"
             assert body["workflow"] == "web_echo"

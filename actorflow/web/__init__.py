@@ -24,7 +24,8 @@ uvicorn to serve). Two entry points:
   ``POST /workflows/{name}``
       Starts a run of a workflow listed in ``workflows=``; the body is JSON
       ``{"input": ..., "run_id": ...}`` (both optional). Answers ``202`` with
-      the run's id and links.
+      the run's id and links, and a ``Location`` that is the absolute path of
+      its status (``/runs/{run_id}``, under the app's mount point).
   ``GET /workflows``
       The names of the workflows that may be started.
   ``GET /``
@@ -72,11 +73,11 @@ from ._app import app
 from ._guard import bearer_token
 from ._http import Forbidden, Unauthorized
 from ._serve import serve
-from ._sse import Event, EventSourceResponse, encode_event, sse
+from ._sse import Event, EventStreamResponse, encode_event, sse
 
 __all__ = (
     "Event",
-    "EventSourceResponse",
+    "EventStreamResponse",
     "Forbidden",
     "Unauthorized",
     "app",

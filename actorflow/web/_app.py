@@ -33,7 +33,7 @@ from ._http import (
     _read_body,
     _start_offset,
 )
-from ._sse import Event, EventSourceResponse, _check_stream_options
+from ._sse import Event, EventStreamResponse, _check_stream_options
 
 if TYPE_CHECKING:
     from .._runtime import Runtime
@@ -67,10 +67,10 @@ class _Api:
     def _close_client(self) -> None:
         self.clients -= 1
 
-    def _stream(self, events: AsyncIterable[object]) -> EventSourceResponse:
+    def _stream(self, events: AsyncIterable[object]) -> EventStreamResponse:
         self._check_capacity()
         self.clients += 1
-        return EventSourceResponse(
+        return EventStreamResponse(
             events, keepalive=self.keepalive, retry=self.retry, on_close=self._close_client
         )
 
@@ -183,7 +183,9 @@ class _Api:
                 },
             },
             status_code=202,
-            headers={"location": f"runs/{run_id}"},
+            # An absolute path: relative, it would resolve against this request's
+            # path (/workflows/runs/...). root_path: where the app is mounted.
+            headers={"location": f"{request.scope.get('root_path', '')}/runs/{run_id}"},
         )
 
     async def list_workflows(self, request: Request) -> Response:

@@ -145,7 +145,7 @@ def _check_stream_options(keepalive: float, retry: int | None) -> None:
         raise ValidationError(f"retry must be an int of milliseconds >= 0, not {retry!r}")
 
 
-class EventSourceResponse(Response):
+class EventStreamResponse(Response):
     """A streaming ``text/event-stream`` response over an async iterator (see :func:`sse`).
 
     Unlike Starlette's ``StreamingResponse`` it always watches for the client
@@ -273,7 +273,7 @@ def sse(
     keepalive: float = 15.0,
     retry: int | None = None,
     headers: Mapping[str, str] | None = None,
-) -> EventSourceResponse:
+) -> EventStreamResponse:
     """Turn an async iterator into a Server-Sent-Events response for Starlette or FastAPI.
 
     Each item becomes one event: an :class:`~actorflow.StreamEntry` is a
@@ -285,7 +285,7 @@ def sse(
     ``InternalError`` with no details; the server logs it)::
 
         @api.get("/chat/{run_id}")
-        async def chat(run_id: str) -> EventSourceResponse:
+        async def chat(run_id: str) -> EventStreamResponse:
             return af.web.sse(rt.read_stream_entries(run_id, "tokens"))
 
     Args:
@@ -297,4 +297,4 @@ def sse(
     Raises:
         ValidationError: a bad ``keepalive`` or ``retry``.
     """
-    return EventSourceResponse(events, keepalive=keepalive, retry=retry, headers=headers)
+    return EventStreamResponse(events, keepalive=keepalive, retry=retry, headers=headers)
