@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 
 import anyio
 import attrs
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -270,6 +272,7 @@ def _error_body(exc: BaseException, *, internal: bool = False) -> dict[str, str]
 def sse(
     events: AsyncIterable[object],
     *,
+    request: Request | None = None,
     keepalive: float = 15.0,
     retry: int | None = None,
     headers: Mapping[str, str] | None = None,
@@ -285,11 +288,19 @@ def sse(
     ``InternalError`` with no details; the server logs it)::
 
         @api.get("/chat/{run_id}")
-        async def chat(run_id: str) -> EventStreamResponse:
-            return af.web.sse(rt.read_stream_entries(run_id, "tokens"))
+        async def chat(run_id: str, request: Request) -> EventStreamResponse:
+            return af.web.sse(rt.read_stream_entries(run_id, "tokens"), request=request)
+
+    Given the ``request``, it resumes and ends as the built-in stream route
+    does: the stream entries at or before the request's ``Last-Event-ID`` (what
+    a reconnecting ``EventSource`` sends) are not sent again, and when
+    ``events`` ends, an ``end`` event (data ``null``) tells the browser to
+    close rather than reconnect. (The entries before it are still read: for a
+    long stream, start the reader after them with ``from_offset``.)
 
     Args:
         events: what to send; closed (``aclose``) when the client leaves.
+        request: the request being answered (see above).
         keepalive: seconds of silence after which a comment is sent.
         retry: milliseconds a browser should wait before reconnecting.
         headers: extra response headers.
@@ -297,4 +308,27 @@ def sse(
     Raises:
         ValidationError: a bad ``keepalive`` or ``retry``.
     """
+    if request is not None:
+        events = _resumed(events, _last_event_id(request))
     return EventStreamResponse(events, keepalive=keepalive, retry=retry, headers=headers)
+
+
+def _last_event_id(request: Request) -> int:
+    """The offset a request's ``Last-Event-ID`` names; -1 if none (ids of your own: none)."""
+    text = request.headers.get("last-event-id", "").strip()
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return -1
+
+
+async def _resumed(events: AsyncIterable[object], after: int) -> AsyncIterator[object]:
+    """``events`` without the stream entries at or before offset ``after``, then ``end``."""
+    async with contextlib.AsyncExitStack() as stack:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            stack.push_async_callback(aclose)
+        async for item in events:
+            if isinstance(item, StreamEntry) and item.offset <= after:
+                continue
+            yield item
+    yield Event(None, event="end")
