@@ -202,6 +202,12 @@ def _parser() -> _Parser:
         "examples/web_chat.py:chat or myapp.flows:chat (repeatable)",
     )
     serve.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    serve.add_argument(
+        "--auth-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on every request (default: "
+        "$ACTORFLOW_AUTH_TOKEN); needed to bind to an address other than loopback",
+    )
     return parser
 
 
@@ -588,9 +594,12 @@ def _import_workflow(spec: str) -> Workflow[Any, Any]:
 async def _serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
     try:
         from . import web
+        from .web._serve import serve_options
     except ImportError as exc:
         raise ActorflowError(str(exc)) from None
     from ._runtime import Runtime
+
+    security = serve_options(args.host, args.auth_token)
 
     workflows = [_import_workflow(spec) for spec in args.workflows]
     if workflows:
@@ -609,7 +618,10 @@ async def _serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
             out.flush()
 
         await web.serve(
-            web.app(rt, workflows=workflows), host=args.host, port=args.port, ready=ready
+            web.app(rt, workflows=workflows, **security),
+            host=args.host,
+            port=args.port,
+            ready=ready,
         )
 
 

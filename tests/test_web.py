@@ -474,7 +474,7 @@ async def test_post_starts_an_allow_listed_workflow_idempotently_by_run_id(db: P
         ]
         for response in answers:
             assert response.status_code == 202
-            assert response.headers["location"] == "runs/e1"
+            assert response.headers["location"] == "/runs/e1"
             body = response.json()
             assert body["run_id"] == "e1"
             assert body["workflow"] == "web_echo"
@@ -539,6 +539,9 @@ async def test_the_page_is_served_at_the_root_unless_page_false(db: Path) -> Non
 
 # -- bad requests ---------------------------------------------------------------------------
 
+JSON = {"content-type": "application/json"}
+FORM = {"content-type": "text/plain"}
+
 # (method, path, headers, body, status, error type); {run} is a finished run.
 BAD_REQUESTS: list[tuple[str, str, dict[str, str], Any, int, str]] = [
     ("GET", "/runs/nope", {}, None, 404, "RunNotFound"),
@@ -560,8 +563,10 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, str], Any, int, str]] = [
     ("GET", "/runs/{run}/streams/tokens", {"last-event-id": "-3"}, None, 400, "ValidationError"),
     ("GET", "/runs/{run}/live?subject=a..b", {}, None, 400, "ValidationError"),
     ("GET", "/runs/{run}/live?subject=>.x", {}, None, 400, "ValidationError"),
-    ("POST", "/workflows/web_echo", {}, b"{", 400, "ValidationError"),
-    ("POST", "/workflows/web_echo", {}, b"\xff\xfe", 400, "ValidationError"),
+    ("POST", "/workflows/web_echo", JSON, b"{", 400, "ValidationError"),
+    ("POST", "/workflows/web_echo", JSON, b"\xff\xfe", 400, "ValidationError"),
+    ("POST", "/workflows/web_echo", {}, b'{"input": "x"}', 415, "UnsupportedMediaType"),
+    ("POST", "/workflows/web_echo", FORM, b'{"input": "x"}', 415, "UnsupportedMediaType"),
     ("POST", "/workflows/web_echo", {}, [1], 400, "ValidationError"),
     ("POST", "/workflows/web_echo", {}, {"input": 5}, 400, "ValidationError"),
     ("POST", "/workflows/web_echo", {}, {}, 400, "ValidationError"),
@@ -601,7 +606,9 @@ async def test_a_body_over_max_body_is_413_declared_or_chunked(db: Path) -> None
         big = {"input": "x" * 100}
         declared = await s.client.post("/workflows/web_echo", json=big)
 
-        chunked = await s.client.post("/workflows/web_echo", content=Chunks(b" " * 20, 10))
+        chunked = await s.client.post(
+            "/workflows/web_echo", content=Chunks(b" " * 20, 10), headers=JSON
+        )
         # The rest of a refused body is read and dropped: the connection stays usable.
         again = await s.client.post("/workflows/web_echo", json=big)
         for response in (declared, chunked, again):

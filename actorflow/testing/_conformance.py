@@ -302,7 +302,8 @@ class _JournalMachine(RuleBasedStateMachine):
             if run_id not in self.status:
                 assert info is None, run_id
                 continue
-            assert info is not None and info.status == self.status[run_id], (run_id, info)
+            assert info is not None, run_id
+            assert info.status == self.status[run_id], (run_id, info)
             streams = {s.key: s for s in self.call(self.journal.list_streams, run_id)}
             for (rid, key), length in self.lengths.items():
                 if rid == run_id:
