@@ -2,7 +2,7 @@
 
 Dependencies point down: ``_message`` (what a stream carries) and
 ``_subjects`` (the subject layout: :func:`stream_subject` names a step's
-subject, :func:`run_pattern` a run's pattern; nothing else formats one) ->
+subject, :func:`run_pattern` a run's pattern) ->
 ``_wakeups`` (batched wake-ups) -> ``_subscription`` (the state a
 subscription's two sides share, and the consumer's iterator) -> ``_broker``
 (:class:`Broker`, which implements :class:`actorflow.abc.LiveBroker`, and its

@@ -1,11 +1,11 @@
 """Subjects and subject patterns for live streams, with NATS semantics.
 
 A *subject* names where a live message is published: ``stream.<run_id>.<step_id>``.
-That layout is written in one place here; :func:`stream_subject` (a step's
-subject) and :func:`run_pattern` (a pattern over one run's steps) build on it,
-and nothing else in the package formats a subject by hand.
 It is a sequence of tokens joined by ``.``; every token is non-empty, contains
 no whitespace, no ``.`` and none of the wildcard characters ``*`` and ``>``.
+The layout is written in one place here: :func:`stream_subject` (a step's
+subject) and :func:`run_pattern` (a pattern over one run's steps) both build
+on it, so no other module should format a subject or a run's pattern itself.
 
 A *pattern* is what a subscription listens to. It is a subject in which a
 whole token may be a wildcard:
