@@ -10,8 +10,8 @@ Every node call is a step, so a node that finished is never run again:
 recovery replays the body, which gets each finished node's recorded output
 back and re-merges it.
 
-The two functions at the top are the only places that reach into the run
-behind a :class:`~actorflow._context.WorkflowContext`.
+:func:`_run_of` is the only place that reaches into the run behind a
+:class:`~actorflow._context.WorkflowContext`.
 """
 
 from __future__ import annotations
