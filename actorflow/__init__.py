@@ -26,8 +26,19 @@ from ._exceptions import (
     ValidationError,
     WorkflowNotFound,
 )
-from ._graph import END, Command, CompiledGraph, Graph, Key, ListKey, View
-from ._graph_run import ExecutionResult, GraphStream, NodeContext, last
+from ._graph import (
+    END,
+    Command,
+    CompiledGraph,
+    ExecutionResult,
+    Graph,
+    GraphStream,
+    Key,
+    ListKey,
+    NodeContext,
+    View,
+    last,
+)
 from ._handle import RunHandle
 from ._journals._memory import MemoryJournal
 from ._journals._sqlite import SQLiteJournal

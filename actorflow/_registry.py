@@ -21,6 +21,7 @@ __all__ = (
     "Step",
     "Workflow",
     "lookup_workflow",
+    "register_workflow",
     "step",
     "validate_name",
     "workflow",
@@ -278,10 +279,15 @@ def workflow(
             input_type=_annotation(fn, "input"),
             output_type=_annotation(fn, "return"),
         )
-        _workflows[wf.name] = wf
+        register_workflow(wf)
         return wf
 
     return decorate if fn is None else decorate(fn)
+
+
+def register_workflow(wf: Workflow[Any, Any]) -> None:
+    """Register ``wf`` under its name (a later one of the same name replaces it)."""
+    _workflows[wf.name] = wf
 
 
 def lookup_workflow(name: str) -> Workflow[Any, Any]:

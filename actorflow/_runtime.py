@@ -30,7 +30,7 @@ from ._handle import RunHandle
 from ._history import fold
 from ._instrument import hooks_of
 from ._journals import open_journal
-from ._live import Broker, Overflow
+from ._live import Broker, Overflow, run_pattern
 from ._registry import Workflow, lookup_workflow, registered_workflows
 from ._run import CancelRun, Deliver, RunActor, RunServices
 from ._stream_reader import StreamReaders
@@ -420,7 +420,7 @@ class Runtime:
         Raises:
             ValidationError: bad step id, buffer or overflow policy.
         """
-        pattern = f"stream.{run_id}.{'>' if step is None else step}"
+        pattern = run_pattern(run_id, step)
         sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
         if run_id not in self._actors:
             sub.finish()

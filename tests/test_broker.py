@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actorflow import SlowConsumer, ValidationError
-from actorflow._live._broker import Broker, Message, Overflow, Subscription
+from actorflow._live import Broker, Message, Overflow, Subscription
 
 POLICIES: tuple[Overflow, ...] = ("drop_oldest", "drop_newest", "block", "error")
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from actorflow import ValidationError
 from actorflow._live._subjects import (
     SubjectIndex,
+    run_pattern,
     stream_subject,
     subject_matches,
     validate_pattern,
@@ -176,3 +177,17 @@ def test_stream_subject() -> None:
         stream_subject("a.b", "main")
     with pytest.raises(ValidationError, match="step id '\\*'"):
         stream_subject("r", "*")
+
+
+def test_run_pattern_matches_exactly_the_subjects_of_its_run() -> None:
+    assert run_pattern("run-1") == "stream.run-1.>"
+    assert run_pattern("run-1", "main") == "stream.run-1.main"
+    assert run_pattern("run-1", "*") == "stream.run-1.*"
+    for step in (None, "main", "*"):
+        pattern = run_pattern("run-1", step)
+        assert subject_matches(pattern, stream_subject("run-1", "main"))
+        assert not subject_matches(pattern, stream_subject("run-2", "main"))
+    with pytest.raises(ValidationError, match=r"run id 'a\.b'"):
+        run_pattern("a.b")
+    with pytest.raises(ValidationError, match=r"'>' before its last token"):
+        run_pattern("r", ">.main")

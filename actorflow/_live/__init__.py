@@ -1,11 +1,18 @@
 """Live streams: messages, subjects, and the brokers that deliver them.
 
-The subject layout lives in one function (:func:`stream_subject`); the
-in-process broker (:class:`Broker`) implements :class:`actorflow.abc.LiveBroker`.
+Dependencies point down: ``_message`` (what a stream carries) and
+``_subjects`` (the subject layout: :func:`stream_subject` names a step's
+subject, :func:`run_pattern` a run's pattern) ->
+``_wakeups`` (batched wake-ups) -> ``_subscription`` (the state a
+subscription's two sides share, and the consumer's iterator) -> ``_broker``
+(:class:`Broker`, which implements :class:`actorflow.abc.LiveBroker`, and its
+publishers).
 """
 
-from ._broker import Broker, Message, Overflow, Subscription, SubscriptionStatistics
-from ._subjects import stream_subject, validate_pattern
+from ._broker import Broker
+from ._message import Message, Overflow, SubscriptionStatistics
+from ._subjects import run_pattern, stream_subject, validate_pattern
+from ._subscription import Subscription
 
 __all__ = (
     "Broker",
@@ -13,6 +20,7 @@ __all__ = (
     "Overflow",
     "Subscription",
     "SubscriptionStatistics",
+    "run_pattern",
     "stream_subject",
     "validate_pattern",
 )

@@ -3,6 +3,9 @@
 A *subject* names where a live message is published: ``stream.<run_id>.<step_id>``.
 It is a sequence of tokens joined by ``.``; every token is non-empty, contains
 no whitespace, no ``.`` and none of the wildcard characters ``*`` and ``>``.
+The layout is written in one place here: :func:`stream_subject` (a step's
+subject) and :func:`run_pattern` (a pattern over one run's steps) both build
+on it, so no other module should format a subject or a run's pattern itself.
 
 A *pattern* is what a subscription listens to. It is a subject in which a
 whole token may be a wildcard:
@@ -30,6 +33,7 @@ from .._exceptions import ValidationError
 
 __all__ = (
     "SubjectIndex",
+    "run_pattern",
     "stream_subject",
     "subject_matches",
     "validate_pattern",
@@ -120,6 +124,19 @@ def validate_pattern(pattern: str) -> str:
     return pattern
 
 
+def _layout(run_token: str, step_token: str) -> str:
+    """The one place that knows how a run and a step make a subject: ``stream.<run>.<step>``."""
+    return f"stream.{run_token}.{step_token}"
+
+
+def _check_token(name: str, value: str) -> None:
+    if not isinstance(value, str) or _SUBJECT_RE.fullmatch(value) is None or "." in value:
+        raise ValidationError(
+            f"{name} {value!r} cannot be a subject token: use a non-empty id without "
+            "whitespace, '.', '*' or '>'"
+        )
+
+
 def stream_subject(run_id: str, step_id: str) -> str:
     """Return the live-stream subject ``stream.<run_id>.<step_id>``.
 
@@ -131,13 +148,25 @@ def stream_subject(run_id: str, step_id: str) -> str:
         ValidationError: the resulting subject is not valid (for instance the
             run id contains a ``.`` or whitespace).
     """
-    for name, value in (("run id", run_id), ("step id", step_id)):
-        if not isinstance(value, str) or _SUBJECT_RE.fullmatch(value) is None or "." in value:
-            raise ValidationError(
-                f"{name} {value!r} cannot be a subject token: use a non-empty id without "
-                "whitespace, '.', '*' or '>'"
-            )
-    return f"stream.{run_id}.{step_id}"
+    _check_token("run id", run_id)
+    _check_token("step id", step_id)
+    return _layout(run_id, step_id)
+
+
+def run_pattern(run_id: str, step: str | None = None) -> str:
+    """Return the pattern of one run's live streams: ``stream.<run_id>.<step>``.
+
+    Args:
+        run_id: the run's id; must be a single token (no ``.``).
+        step: a step id, or a pattern relative to the run (``"*"``,
+            ``"generate"``, ``"a.>"``); ``None`` means every step (``">"``).
+
+    Raises:
+        ValidationError: ``run_id`` is not a single token, or the resulting
+            pattern is not valid.
+    """
+    _check_token("run id", run_id)
+    return validate_pattern(_layout(run_id, ">" if step is None else step))
 
 
 def _match_tokens(pattern: list[str], subject: list[str]) -> bool:

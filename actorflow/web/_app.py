@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from .._codec import decode_value
 from .._exceptions import ActorflowError, ValidationError, WorkflowNotFound
-from .._live import validate_pattern
+from .._live import run_pattern
 from .._registry import Workflow
 from .._validate import validate_key
 from ..abc import LiveSubscription, RunInfo, StreamEntry
@@ -120,9 +120,8 @@ class _Api:
     async def live(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
         relative = request.query_params.get("subject", ">")
-        pattern = f"stream.{run_id}.{relative}"
         try:
-            validate_pattern(pattern)
+            run_pattern(run_id, relative)
         except ValidationError:
             raise ValidationError(
                 f"invalid subject {relative!r}: a NATS-style pattern relative to the run, "

@@ -1,250 +1,32 @@
-"""Graphs and agent loops: Pregel / BSP supersteps over durable steps.
+"""Declaring a graph and building it into a workflow: :class:`Graph` and :class:`CompiledGraph`.
 
-A :class:`Graph` declares state keys and nodes; :meth:`Graph.build` validates
-it and returns a :class:`CompiledGraph`, which *is* a registered workflow, so
-``rt.start(graph, input)`` works like any other run. How a run executes:
-
-- The workflow body keeps the state (a dict, key name → value). Each
-  superstep, every active node runs as a step (``ctx.gather`` over the nodes
-  in name order, so journal positions are deterministic) with the state as it
-  was at the start of the superstep.
-- A node returns an :class:`Command`: updates and targets. At the barrier the
-  body merges the updates node by node in name order, each key by its reducer;
-  the union of the targets (``Command.to`` and static ``Graph.edge``) is the
-  next superstep. ``END`` ends a branch; the run ends when nothing is active.
-- Durability: every node call is a step, so a node that finished is never run
-  again; recovery replays the body, which gets each finished node's recorded
-  command back and re-merges it. After each superstep the body appends the
-  merged state to the durable stream ``graph:state`` (the per-superstep
-  checkpoint, readable with ``handle.read_stream("graph:state")``).
-- Results: node completions, ``ctx.emit`` values and the final ``END`` result
-  are appended to the durable stream ``graph:results``, which
-  :meth:`CompiledGraph.stream` reads: lossless and in order, and it can be
-  re-read from the start after a crash. Completions and ``END`` are written by
-  the body (never repeated by recovery); emits are written by the node's step
-  attempt, so an attempt interrupted by a crash keeps its emits and the rerun
-  emits again after them (§4 of the spec).
-- Human in the loop: ``await ctx.recv(topic)`` in a node does not block the
-  step. When no message has been given to the node yet, the node stops
-  (internally) and its step completes with "waiting on topic"; the body then
-  receives the message durably with ``WorkflowContext.recv`` (§7) and runs the
-  node again from its start, where that ``recv`` returns the message. So, as
-  with LangGraph's ``interrupt``, the code of a node before its ``recv`` runs
-  again after the reply; its emits from before the ``recv`` are not repeated.
+A :class:`Graph` declares state keys and nodes; :meth:`Graph.build`
+validates it and returns a :class:`CompiledGraph`, which *is* a registered
+workflow, so ``rt.start(graph, input)`` works like any other run: its body
+is :func:`~._run.run_graph`, and each node is a step
+(:func:`~._stream.node_runner`).
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._exceptions import GraphError, ValidationError
-from ._registry import Backoff, Step, Workflow, _workflows, step, validate_name
+from .._exceptions import GraphError, ValidationError
+from .._registry import Backoff, Step, Workflow, register_workflow, step, validate_name
+from ._run import run_graph
+from ._stream import GraphStream, NodeFn, node_runner
+from ._types import END, Key, NodeInput, NodeOutput
 
 if TYPE_CHECKING:
-    from ._context import WorkflowContext
-    from ._graph_run import GraphStream, NodeContext, NodeInput, NodeOutput
-    from ._runtime import Runtime
+    from .._context import WorkflowContext
+    from .._runtime import Runtime
 
-__all__ = ("END", "Command", "CompiledGraph", "Graph", "Key", "ListKey", "View")
-
-END = "__end__"
-"""The target that ends a branch: ``Command().to(af.END)``; also the node of the final result."""
+__all__ = ("CompiledGraph", "Graph")
 
 _DEFAULT_BACKOFF = Backoff()
-
-NodeFn = Callable[["NodeContext", "View"], Awaitable["Command | None"]]
-
-
-# -- keys and reducers -----------------------------------------------------------------
-
-
-def _replace(current: Any, update: Any) -> Any:
-    return update
-
-
-def _append(current: Any, update: Any) -> Any:
-    return [*current, *update]
-
-
-@attrs.frozen
-class Key:
-    """A state key: its name, its default, and the reducer that merges updates into it.
-
-    ``af.Key("status", default="")`` replaces (two nodes setting it in one
-    superstep is a :class:`~actorflow.GraphError`). Pass ``reducer=fn`` to
-    merge instead: ``fn(current, update) -> new``, called once per update, in
-    node-name order, so it need not be commutative to be deterministic.
-
-    Attributes:
-        name: the key's name in the state dict.
-        default: its value before any update (deep-copied per run).
-        reducer: ``fn(current, update)``, or None to replace.
-    """
-
-    name: str
-    default: Any = None
-    reducer: Callable[[Any, Any], Any] | None = attrs.field(default=None, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValidationError(f"a state key needs a non-empty str name, not {self.name!r}")
-        if self.reducer is not None and not callable(self.reducer):
-            raise ValidationError(f"reducer of key {self.name!r} must be callable")
-
-    @property
-    def replaces(self) -> bool:
-        """True when an update replaces the value (no reducer)."""
-        return self.reducer is None
-
-    @property
-    def appends(self) -> bool:
-        """True for a :class:`ListKey`."""
-        return False
-
-    def initial(self) -> Any:
-        """A fresh copy of the default, for a new run."""
-        return copy.deepcopy(self.default)
-
-    def reduce(self, current: Any, update: Any) -> Any:
-        """Merge one update into the current value."""
-        return (self.reducer or _replace)(current, update)
-
-
-@attrs.frozen
-class ListKey(Key):
-    """A list-valued key whose updates append: ``Command().append(messages, m1, m2)``.
-
-    Its default is ``[]``; ``Command().set(key, [a, b])`` appends ``a`` and
-    ``b`` too, as LangGraph's ``operator.add`` channels do.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.__attrs_init__(name, None, reducer=_append)  # type: ignore[attr-defined]
-
-    @property
-    def replaces(self) -> bool:
-        """Always False: list keys append."""
-        return False
-
-    @property
-    def appends(self) -> bool:
-        """Always True."""
-        return True
-
-    def initial(self) -> Any:
-        """A new empty list."""
-        return []
-
-
-# -- what nodes see and return ----------------------------------------------------------
-
-
-def _key_name(key: Key | str) -> str:
-    if isinstance(key, Key):
-        return key.name
-    if isinstance(key, str):
-        return key
-    raise ValidationError(f"a state key is an af.Key or its name, not {key!r}")
-
-
-class Command:
-    """What a node returns: state updates and where to go next.
-
-    ``af.Command().set(status, "done").append(messages, reply).to("tools")``.
-    Each builder method returns the command itself.
-    """
-
-    __slots__ = ("_appended", "_targets", "_updates")
-
-    def __init__(self) -> None:
-        self._updates: dict[str, Any] = {}
-        self._appended: set[str] = set()
-        self._targets: list[str] = []
-
-    def __repr__(self) -> str:
-        return f"Command(updates={self._updates!r}, to={self._targets!r})"
-
-    @property
-    def updates(self) -> dict[str, Any]:
-        """The updates, key name → value (appended values as a list)."""
-        return dict(self._updates)
-
-    @property
-    def targets(self) -> list[str]:
-        """The chosen targets, in the order given."""
-        return list(self._targets)
-
-    def set(self, key: Key | str, value: Any) -> Command:
-        """Update ``key`` with ``value`` (merged by the key's reducer at the barrier).
-
-        Setting a key twice in one command keeps the later value.
-        """
-        name = _key_name(key)
-        self._updates[name] = value
-        self._appended.discard(name)
-        return self
-
-    def append(self, key: Key | str, *values: Any) -> Command:
-        """Append ``values`` to the :class:`ListKey` ``key``."""
-        name = _key_name(key)
-        if name in self._appended:
-            self._updates[name].extend(values)
-        else:
-            self._updates[name] = list(values)
-            self._appended.add(name)
-        return self
-
-    def to(self, *targets: str) -> Command:
-        """Route to ``targets`` (node names or ``af.END``) in the next superstep."""
-        for target in targets:
-            if not isinstance(target, str):
-                raise ValidationError(f"Command.to() takes node names, not {target!r}")
-            if target not in self._targets:
-                self._targets.append(target)
-        return self
-
-
-class View(Mapping[str, Any]):
-    """The state as it was at the start of the superstep, read-only: ``view[messages]``.
-
-    Index it with an :class:`Key` or a key name. The values are shared with the
-    run: do not mutate them; return updates in a :class:`Command` instead.
-
-    Attributes:
-        superstep: the number of the superstep this view belongs to, from 0.
-    """
-
-    __slots__ = ("_state", "superstep")
-
-    def __init__(self, state: Mapping[str, Any], superstep: int) -> None:
-        self._state = state
-        self.superstep = superstep
-
-    def __repr__(self) -> str:
-        return f"View(superstep={self.superstep}, state={dict(self._state)!r})"
-
-    def __getitem__(self, key: Key | str) -> Any:
-        name = _key_name(key)
-        try:
-            return self._state[name]
-        except KeyError:
-            raise KeyError(
-                f"the graph has no state key {name!r}; declare it in Graph(keys=[...])"
-            ) from None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._state)
-
-    def __len__(self) -> int:
-        return len(self._state)
-
-
-# -- definition ------------------------------------------------------------------------
 
 
 @attrs.frozen
@@ -252,7 +34,6 @@ class _Node:
     name: str
     fn: NodeFn = attrs.field(repr=False)
     to: tuple[str, ...] | None
-    step: Step[NodeInput, NodeOutput] | None = attrs.field(default=None, repr=False)
 
 
 @attrs.define(eq=False)
@@ -398,9 +179,6 @@ class Graph:
         return CompiledGraph._create(self)
 
 
-# -- the compiled graph: a workflow ------------------------------------------------------
-
-
 @attrs.frozen
 class CompiledGraph(Workflow[Any, dict[str, Any]]):
     """A validated graph, registered as a workflow: ``rt.start(graph, input)`` runs it.
@@ -427,8 +205,6 @@ class CompiledGraph(Workflow[Any, dict[str, Any]]):
 
     @classmethod
     def _create(cls, graph: Graph) -> CompiledGraph:
-        from ._graph_run import node_runner, run_graph
-
         steps: dict[str, Step[NodeInput, NodeOutput]] = {}
         for node in graph._nodes.values():
             step_name = f"{graph.name}-{node.name}"
@@ -437,13 +213,13 @@ class CompiledGraph(Workflow[Any, dict[str, Any]]):
                     f"node {node.name!r} of graph {graph.name!r}: the step name {step_name!r} "
                     "is longer than 64 characters; shorten the graph or node name"
                 )
-            steps[node.name] = step(name=step_name, **graph._step_options[node.name])(
-                node_runner(node, graph)
-            )
+            allowed = {*(node.to or ()), *graph._edges.get(node.name, ())}
+            runner = node_runner(graph.name, node.name, node.fn, graph.keys, allowed)
+            steps[node.name] = step(name=step_name, **graph._step_options[node.name])(runner)
         holder: list[CompiledGraph] = []
 
         async def body(ctx: WorkflowContext, input: Any) -> dict[str, Any]:
-            return await run_graph(holder[0], ctx, input)
+            return await run_graph(holder[0], steps, ctx, input)
 
         compiled = cls(
             fn=body,
@@ -457,7 +233,7 @@ class CompiledGraph(Workflow[Any, dict[str, Any]]):
             steps=steps,
         )
         holder.append(compiled)
-        _workflows[compiled.name] = compiled
+        register_workflow(compiled)
         return compiled
 
     def stream(
@@ -476,8 +252,6 @@ class CompiledGraph(Workflow[Any, dict[str, Any]]):
             RunFailed: a node failed, or the run failed otherwise.
             RunCancelled: the run was cancelled.
         """
-        from ._graph_run import GraphStream
-
         return GraphStream(runtime, self, input, run_id)
 
     def to_mermaid(self) -> str:
