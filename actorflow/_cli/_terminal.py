@@ -1,6 +1,6 @@
 """Text for the command line: colour on a terminal, plain and tab-separated in a pipe.
 
-Nothing here knows about journals; :mod:`actorflow._cli` decides what to say,
+Nothing here knows about journals; the other modules of :mod:`actorflow._cli` decide what to say,
 this module decides how it looks. The rule: on a terminal, tables are aligned,
 have a header and are coloured; in a pipe, there is no escape code and a record
 is one line of tab-separated fields, so it can be grepped and cut.

@@ -1,0 +1,93 @@
+"""The ``actorflow`` command line (also ``python -m actorflow``).
+
+``demo`` writes a journal through a :class:`~actorflow.Runtime`; ``runs``,
+``show`` and ``logs`` only read one, through ``SQLiteJournal(path,
+readonly=True)``: they never take the writer lock and never create a file, so
+they can watch a journal that a runtime in another process is writing.
+
+Exit status: 0 done, 1 an actorflow error (no journal, unknown run, ...), 2 a
+usage error, 130 interrupted (Ctrl-C). Errors are one line on stderr.
+
+Modules: ``_parser`` (arguments), ``_reading`` (read-only journal access),
+``_commands`` (``runs``, ``show``, ``serve``), ``_logs``, ``_demo``, and
+``_terminal`` (how text looks); this one dispatches and maps errors to exit
+statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import anyio
+
+from .._exceptions import ActorflowError
+from ._commands import runs, serve, show
+from ._logs import logs
+from ._parser import build_parser
+from ._terminal import Style
+
+__all__ = ("main",)
+
+
+async def _demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
+    # Imported on demand: it registers the demo workflow, which no other command needs.
+    from ._demo import demo
+
+    await demo(args, out, style)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, Style], Any]] = {
+    "demo": _demo,
+    "runs": runs,
+    "show": show,
+    "logs": logs,
+    "serve": serve,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    0: done. 1: an actorflow error, printed as one line on stderr (no journal
+    at the path, not a journal, unknown run, ...). 2: bad arguments. 130:
+    interrupted with Ctrl-C, quietly.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    backend = getattr(args, "backend", "asyncio")
+    if backend == "trio" and importlib.util.find_spec("trio") is None:
+        print(
+            "actorflow: error: the trio backend needs trio: pip install 'actorflow[trio]'",
+            file=sys.stderr,
+        )
+        return 1
+    out = sys.stdout
+    try:
+        anyio.run(_COMMANDS[args.command], args, out, Style.detect(out), backend=backend)
+        out.flush()
+    except ActorflowError as exc:
+        print(f"actorflow: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BaseExceptionGroup as group:
+        # trio delivers Ctrl-C inside the task groups (actorflow serve --backend trio).
+        _, rest = group.split(KeyboardInterrupt)
+        if rest is not None:
+            raise
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`actorflow logs RUN | head`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
