@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import queue
+import re
 import signal
 import socket
 import sqlite3
@@ -31,6 +32,16 @@ pytestmark = pytest.mark.slow
 
 WRITER = Path(__file__).parent / "programs" / "stream_writer.py"
 ANSI = "\x1b"
+
+
+# A process started in the background by a shell ignores SIGINT, and so would
+# its children: restore the default first, as an interactive shell does.
+DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'actorflow', *sys.argv[1:]])",
+)
 
 
 def _env() -> dict[str, str]:
@@ -141,10 +152,13 @@ def test_tail_follows_another_process_and_exits_when_the_run_ends(tmp_path: Path
     writer = start_writer(db, "stream", "live", str(n), "0.01", str(gate))
     one = spawn("--db", str(db), "logs", "live", "--key", "tokens", "--tail")
     every = spawn("logs", "live", "--tail", "--json", "--db", str(db))
+    # A step that wrote nothing yet may still come: the tail waits for the run to end.
+    nope = spawn("--db", str(db), "logs", "live", "--tail", "--step", "nope")
     one_lines, every_lines = Lines(one), Lines(every)
     first = one_lines.take(n // 2)
     first_json = every_lines.take(n // 2 + 2)  # + events 0 and 1
     assert writer.poll() is None  # still running, waiting for the gate
+    assert nope.poll() is None
     gate.touch()
 
     rest = one_lines.rest()
@@ -153,6 +167,12 @@ def test_tail_follows_another_process_and_exits_when_the_run_ends(tmp_path: Path
     assert finish(every) == (0, "")
     out, _ = writer.communicate(timeout=15)
     assert out.strip() == "DONE COMPLETED"
+    nope_out, nope_err = nope.communicate(timeout=15)
+    assert_one_error_line(
+        subprocess.CompletedProcess(nope.args, nope.returncode, nope_out, nope_err),
+        1,
+        "run 'live' has no step 'nope' (its steps: 'produce');",
+    )
 
     lines = first + rest
     fields = [line.rstrip("\n").split("\t") for line in lines]
@@ -175,15 +195,7 @@ def test_ctrl_c_stops_a_tail_quietly(tmp_path: Path) -> None:
     db = tmp_path / "idle.db"
     writer = start_writer(db, "idle", "idle", "30")
     try:
-        # A process started in the background by a shell ignores SIGINT, and so would
-        # its children: restore the default first, as an interactive shell does.
-        default_sigint = (
-            sys.executable,
-            "-c",
-            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-            "os.execv(sys.executable, [sys.executable, '-m', 'actorflow', *sys.argv[1:]])",
-        )
-        tail = spawn("--db", str(db), "logs", "idle", "--tail", command=default_sigint)
+        tail = spawn("--db", str(db), "logs", "idle", "--tail", command=DEFAULT_SIGINT)
         assert Lines(tail).take(1) == ["status\t0\tdoze\t1\tready\n"]  # it is following
         tail.send_signal(signal.SIGINT)
         assert finish(tail) == (130, "")  # quietly: no traceback, no message
@@ -292,29 +304,66 @@ def test_demo_streams_replays_and_says_what_to_run_next(tmp_path: Path) -> None:
     assert logs.stdout.startswith("tokens\t0\tgenerate\t1\tDurable ")
 
 
-def test_a_terminal_gets_colour_and_a_header(failed_db: Path) -> None:
-    def on_a_terminal(env: dict[str, str]) -> str:
-        primary, secondary = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "actorflow", "--db", str(failed_db), "runs"],
-            stdin=subprocess.DEVNULL,
-            stdout=secondary,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        os.close(secondary)
-        chunks = []
-        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
-            while chunk := os.read(primary, 4096):
-                chunks.append(chunk)
-        os.close(primary)
-        assert proc.wait(timeout=30) == 0
-        return b"".join(chunks).decode()
+def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> str:
+    """The output of ``actorflow ARGV`` run with a pseudo-terminal as its stdout."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,  # an error shows in the assertion,
+        env=_env() if env is None else env,
+    )
+    os.close(secondary)
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+        while chunk := os.read(primary, 4096):
+            chunks.append(chunk)
+    os.close(primary)
+    out = b"".join(chunks).decode().replace("\r\n", "\n")
+    assert proc.wait(timeout=30) == 0, out
+    return out
 
-    coloured = on_a_terminal(_env())
+
+def _uncoloured(text: str) -> str:
+    return re.sub("\x1b\\[[0-9;]*m", "", text)
+
+
+def test_a_terminal_gets_colour_and_a_header(failed_db: Path) -> None:
+    coloured = on_a_terminal("--db", str(failed_db), "runs")
     assert ANSI in coloured
     assert "STATUS" in coloured  # the header
-    assert ANSI not in on_a_terminal({**_env(), "NO_COLOR": "1"})
+    # NO_COLOR takes the colour away, not the header or the alignment.
+    plain = on_a_terminal("--db", str(failed_db), "runs", env={**_env(), "NO_COLOR": "1"})
+    assert ANSI not in plain
+    assert plain == _uncoloured(coloured)
+    assert plain.splitlines()[0].split() == ["RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION"]
+
+
+def test_terminal_logs_stay_aligned_as_offsets_grow(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    writer = start_writer(db, "stream", "many", "12", "0", "-")
+    out, err = writer.communicate(timeout=30)
+    assert out.strip() == "DONE COMPLETED", err
+    lines = _uncoloured(on_a_terminal("--db", str(db), "logs", "many", "--key", "tokens"))
+    lines_list = lines.splitlines()
+    assert len(lines_list) == 12, lines
+    assert lines_list[9].startswith("tokens:9 ")
+    assert lines_list[10].startswith("tokens:10 ")
+    # The step and the value start in the same column on every line.
+    assert len({line.index("produce") for line in lines_list}) == 1, lines
+    assert len({line.index("{") for line in lines_list}) == 1, lines
+
+
+def test_version(tmp_path: Path) -> None:
+    import actorflow
+
+    (version,) = cli(["--version"])
+    assert (version.returncode, version.stdout, version.stderr) == (
+        0,
+        f"actorflow {actorflow.__version__}\n",
+        "",
+    )
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -345,6 +394,7 @@ def test_errors_are_one_line_without_a_traceback(
         (["--db", db, "show", "nope"], 1, "no run 'nope'"),
         (["--db", db, "logs", "nope", "--tail"], 1, "no run 'nope'"),
         (["--db", db, "logs", "broken", "--key", "missing"], 1, "has no stream 'missing'"),
+        (["--db", db, "logs", "broken", "--step", "nope"], 1, "(its steps: 'flaky', 'main')"),
         ([], 2, "the following arguments are required: COMMAND"),
         (["explode"], 2, "invalid choice: 'explode'"),
         (["--db", db, "runs", "--limit", "0"], 2, "expected a number >= 1"),
@@ -358,6 +408,45 @@ def test_errors_are_one_line_without_a_traceback(
         assert_one_error_line(result, code, message)
     assert not missing.exists()  # a reader never creates a journal
     assert not Path(f"{missing}-lock").exists()
+
+
+def _damaged_copy(db: Path, to: Path, *statements: str) -> Path:
+    """A copy of journal ``db`` (its WAL included) with ``statements`` run on it."""
+    source, copy = sqlite3.connect(db), sqlite3.connect(to)
+    with contextlib.closing(source), contextlib.closing(copy):
+        source.backup(copy)
+        for statement in statements:
+            copy.execute(statement)
+        copy.commit()
+    return to
+
+
+def test_a_damaged_journal_is_one_line_for_every_command(failed_db: Path, tmp_path: Path) -> None:
+    # A run status this version does not know (a newer actorflow's), records and
+    # entries that do not decode, and pages overwritten with garbage.
+    status = _damaged_copy(failed_db, tmp_path / "status.db", "UPDATE runs SET status = 'WHAT'")
+    records = _damaged_copy(failed_db, tmp_path / "records.db", "UPDATE records SET body = x'c1'")
+    entries = _damaged_copy(
+        failed_db, tmp_path / "entries.db", "UPDATE stream_entries SET value = x'c1'"
+    )
+    pages = _damaged_copy(failed_db, tmp_path / "pages.db", "PRAGMA journal_mode = DELETE")
+    with pages.open("r+b") as f:
+        f.seek(2 * 4096)
+        f.write(b"\xff" * 3 * 4096)
+    reads = [
+        ["runs"],
+        ["show", "broken"],
+        ["logs", "broken"],
+        ["logs", "broken", "--tail"],
+        ["logs", "broken", "--step", "nope"],
+    ]
+    cases = [(status, argv) for argv in reads]
+    cases += [(records, ["show", "broken"]), (records, ["logs", "broken", "--step", "nope"])]
+    cases += [(entries, ["logs", "broken"]), (entries, ["logs", "broken", "--json"])]
+    cases += [(pages, argv) for argv in reads[1:]]
+    results = cli(*(["--db", str(db), *argv] for db, argv in cases))
+    for (db, _), result in zip(cases, results, strict=True):
+        assert_one_error_line(result, 1, f"actorflow: error: cannot read {str(db)!r}")
 
 
 # -- serve ---------------------------------------------------------------------------
@@ -401,7 +490,7 @@ def test_serve_streams_a_journal_that_another_process_writes(tmp_path: Path) -> 
     out, _ = writer.communicate(timeout=15)
     assert out.strip() == "DONE COMPLETED"
     server.send_signal(signal.SIGINT)
-    assert finish(server) == (0, "")
+    assert finish(server) == (130, "")  # an interrupt, as every command
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -423,7 +512,7 @@ def test_serve_with_a_workflow_starts_it_and_stops_on_ctrl_c(tmp_path: Path, bac
         assert events[-1][1]["status"] == "COMPLETED"
         assert client.get("/runs/one").json()["output"] == text
     server.send_signal(signal.SIGINT)
-    assert finish(server) == (0, "")
+    assert finish(server) == (130, "")  # an interrupt, as every command
 
 
 def test_serve_errors_are_one_line(tmp_path: Path) -> None:

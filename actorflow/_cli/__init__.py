@@ -20,9 +20,10 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import sqlite3
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TextIO
 
 import anyio
 
@@ -42,7 +43,8 @@ async def _demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
     await demo(args, out, style)
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, Style], Any]] = {
+# A command returns its exit status (None: 0) or raises.
+_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, Style], Awaitable[int | None]]] = {
     "demo": _demo,
     "runs": runs,
     "show": show,
@@ -71,23 +73,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     out = sys.stdout
     try:
-        anyio.run(_COMMANDS[args.command], args, out, Style.detect(out), backend=backend)
+        status = anyio.run(_COMMANDS[args.command], args, out, Style.detect(out), backend=backend)
         out.flush()
-    except ActorflowError as exc:
-        print(f"actorflow: error: {exc}", file=sys.stderr)
+    except BaseException as exc:  # sorted into exit statuses below; the rest is re-raised
+        return _exit_status(exc, args.db)
+    return status or 0
+
+
+def _exit_status(exc: BaseException, db: str) -> int:
+    """The exit status for ``exc`` escaping a command (re-raised if it is a bug of ours).
+
+    An error is one line on stderr; a task group may have wrapped it, with a
+    Ctrl-C beside it (trio delivers Ctrl-C inside the task groups).
+    """
+    leaves = list(_leaves(exc))
+    failures = [e for e in leaves if isinstance(e, ActorflowError | sqlite3.Error)]
+    if all(isinstance(e, KeyboardInterrupt | ActorflowError | sqlite3.Error) for e in leaves):
+        if not failures:
+            return 130
+        first = failures[0]
+        if isinstance(first, sqlite3.Error):  # from below the journal's own translation
+            message = f"cannot use the journal {db!r} ({first}); check the file"
+        else:
+            message = str(first)
+        print(f"actorflow: error: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
-    except BaseExceptionGroup as group:
-        # trio delivers Ctrl-C inside the task groups (actorflow serve --backend trio).
-        _, rest = group.split(KeyboardInterrupt)
-        if rest is not None:
-            raise
-        return 130
-    except BrokenPipeError:
+    if all(isinstance(e, BrokenPipeError) for e in leaves):
         # The reader went away (`actorflow logs RUN | head`): not an error of ours.
         # Point stdout at /dev/null so the interpreter's final flush stays quiet.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return 0
+    raise exc
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc

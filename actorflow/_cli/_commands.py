@@ -207,7 +207,8 @@ def _import_workflow(spec: str) -> Workflow[Any, Any]:
     return wf
 
 
-async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
+async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> int:
+    """Serve until Ctrl-C (or SIGTERM); return 130, the exit status of an interrupt."""
     try:
         from .. import web
     except ImportError as exc:
@@ -233,3 +234,6 @@ async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> None:
         await web.serve(
             web.app(rt, workflows=workflows), host=args.host, port=args.port, ready=ready
         )
+    # web.serve returns only once a signal has stopped it (it catches the signal
+    # to shut down gracefully): exit as an interrupted command does.
+    return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from .. import __version__
 from .._actors import validate_key
 from .._exceptions import ValidationError
 from ..abc import RunStatus
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DB,
         metavar="PATH",
         help=f"the SQLite journal (default: {DEFAULT_DB})",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"actorflow {__version__}", help="print the version"
     )
     # Subcommands accept --db too; SUPPRESS keeps the value given before the subcommand.
     db_after = _Parser(add_help=False)

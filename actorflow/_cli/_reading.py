@@ -8,15 +8,27 @@ process is writing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+import sqlite3
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import ParamSpec, TypeVar
 
 import anyio
+import attrs
+import msgspec
 
 from .._exceptions import ActorflowError, JournalError, RunNotFound
 from .._journals._sqlite import SQLiteJournal
-from ..abc import Journal, RunInfo, StreamEntry
+from ..abc import RunHistory, RunInfo, RunStatus, StreamEntry, StreamInfo, StreamPage
 
-__all__ = ("reading", "readonly_journal", "resolve_run", "stream_entries")
+__all__ = ("JournalReader", "reading", "readonly_journal", "resolve_run", "stream_entries")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# What a read of a damaged file, or of one written by a newer actorflow, can raise
+# from below the journal's own translation: a row that does not decode, a status
+# this version does not know.
+_DAMAGE = (sqlite3.Error, msgspec.MsgspecError, ValueError, KeyError, TypeError)
 
 
 async def readonly_journal(db: str, hint: str) -> SQLiteJournal:
@@ -26,18 +38,72 @@ async def readonly_journal(db: str, hint: str) -> SQLiteJournal:
     return SQLiteJournal(db, readonly=True)
 
 
+@attrs.define
+class JournalReader:
+    """The reads the command line makes of a journal, a damaged file's errors as JournalError.
+
+    The journal translates the errors it expects; this catches the rest at the
+    command line's boundary, so that a command on a damaged or foreign file
+    prints one line instead of a traceback.
+    """
+
+    journal: SQLiteJournal
+
+    @property
+    def committed(self) -> int:
+        """The journal's committed ticket."""
+        return self.journal.committed
+
+    async def _read(
+        self, read: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        try:
+            return await read(*args, **kwargs)
+        except ActorflowError:
+            raise
+        except _DAMAGE as exc:
+            raise JournalError(
+                f"cannot read {self.journal.path!r} ({type(exc).__name__}: {exc}); the file "
+                "is damaged or from a newer actorflow: check it, or restore a copy"
+            ) from None
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        """See :meth:`actorflow.abc.Journal.get_run`."""
+        return await self._read(self.journal.get_run, run_id)
+
+    async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
+        """See :meth:`actorflow.abc.Journal.list_runs`."""
+        return await self._read(self.journal.list_runs, status)
+
+    async def load_history(self, run_id: str) -> RunHistory | None:
+        """See :meth:`actorflow.abc.Journal.load_history`."""
+        return await self._read(self.journal.load_history, run_id)
+
+    async def list_streams(self, run_id: str) -> list[StreamInfo]:
+        """See :meth:`actorflow.abc.Journal.list_streams`."""
+        return await self._read(self.journal.list_streams, run_id)
+
+    async def read_stream(self, run_id: str, key: str, from_offset: int = 0) -> StreamPage:
+        """See :meth:`actorflow.abc.Journal.read_stream`."""
+        return await self._read(self.journal.read_stream, run_id, key, from_offset)
+
+    async def wait_for_commit(self, after: int) -> int:
+        """See :meth:`actorflow.abc.Journal.wait_for_commit`."""
+        return await self._read(self.journal.wait_for_commit, after)
+
+
 @contextlib.asynccontextmanager
-async def reading(db: str) -> AsyncIterator[SQLiteJournal]:
+async def reading(db: str) -> AsyncIterator[JournalReader]:
     """Open ``db`` read-only: no lock, no file created; a missing file is an error."""
     journal = await readonly_journal(db, "or run `actorflow demo` to create one")
-    await journal.open()
+    await JournalReader(journal)._read(journal.open)
     try:
-        yield journal
+        yield JournalReader(journal)
     finally:
         await journal.close()
 
 
-async def resolve_run(journal: Journal, text: str) -> RunInfo:
+async def resolve_run(journal: JournalReader, text: str) -> RunInfo:
     """The run with id ``text``, or the only run whose id starts with it."""
     info = await journal.get_run(text)
     if info is not None:
@@ -55,7 +121,7 @@ async def resolve_run(journal: Journal, text: str) -> RunInfo:
 
 
 async def stream_entries(
-    journal: Journal,
+    journal: JournalReader,
     run_id: str,
     *,
     key: str | None = None,
