@@ -48,6 +48,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)
     env["PYTHONUNBUFFERED"] = "0"
+    env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 
@@ -59,6 +60,7 @@ def spawn(*argv: str, command: Sequence[str] = ()) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        encoding="utf-8",
         env=_env(),
     )
 
@@ -285,23 +287,117 @@ def test_logs_prints_entries_filters_them_and_escapes_control_characters(failed_
     assert entries[2]["value"] == "red \x1b[31malert\x1b[0m\nsecond line\tand a tab"
 
 
-def test_demo_streams_replays_and_says_what_to_run_next(tmp_path: Path) -> None:
+DEMO_ANSWER = (
+    "Durable workflows keep their promises: every step is journaled, every token is "
+    "streamed live and written to disk, and a crash only costs the step that was running."
+)
+
+
+def test_demo_kills_its_worker_midway_and_a_new_one_resumes_the_run(tmp_path: Path) -> None:
+    started = time.monotonic()
     results = cli(
-        ["--db", str(tmp_path / "a.db"), "demo", "--pace", "0"],
-        ["demo", "--backend", "trio", "--pace", "0", "--db", str(tmp_path / "t.db")],
+        ["--db", str(tmp_path / "a.db"), "demo"],
+        ["demo", "--backend", "trio", "--db", str(tmp_path / "t.db")],
     )
+    assert time.monotonic() - started < 30  # two demos at once, on a shared machine
     for result, db in zip(results, ("a.db", "t.db"), strict=True):
         assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
         assert ANSI not in result.stdout
         out = result.stdout
-        assert out.count("Durable workflows keep their promises") == 2  # live, then replayed
-        run_id = out.split()[1]
+        lines = out.splitlines()
+        run_id = next(line.split()[1] for line in lines if line.startswith("run "))
+        assert run_id.startswith("demo-")
+        killed = next(i for i, line in enumerate(lines) if "💥 worker killed (SIGKILL)" in line)
+        resumed = next(i for i, line in enumerate(lines) if "↻ attempt 2 resumes" in line)
+        assert killed < resumed
+        assert "mid-answer, after 11 tokens" in lines[killed]
+        # The reader showed attempt 1 up to the kill, then attempt 2 from its start.
+        live = " ".join(line.strip() for line in lines[resumed + 1 :]).split("answer ")[0]
+        assert live.strip() == DEMO_ANSWER
+        (answer,) = (line for line in lines if line.startswith("answer "))
+        assert answer == "answer    " + DEMO_ANSWER  # the run's output, once
+        assert "attempt 1 (cut off)" in out  # the replay from the file, by attempt
+        assert "cut off" in next(line for line in lines if "└ attempt 1" in line)
+        generate = next(line.split() for line in lines if line.lstrip().startswith("generate "))
+        assert generate[:3] == ["generate", "COMPLETED", "2"]
         path = str(tmp_path / db)
         assert f"actorflow --db {path} logs {run_id} --tail" in out
         assert f"actorflow --db {path} show {run_id}" in out
-    (logs,) = cli(["--db", str(tmp_path / "a.db"), "logs", results[0].stdout.split()[1]])
-    assert len(logs.stdout.splitlines()) == 28
-    assert logs.stdout.startswith("tokens\t0\tgenerate\t1\tDurable ")
+
+    run_id = next(line.split()[1] for line in results[0].stdout.splitlines() if line[:4] == "run ")
+    (logs,) = cli(["--db", str(tmp_path / "a.db"), "logs", run_id, "--key", "tokens"])
+    fields = [line.split("\t") for line in logs.stdout.splitlines()]
+    assert fields[0][:5] == ["tokens", "0", "generate", "1", "Durable "]
+    attempts = [f[3] for f in fields]
+    assert attempts.count("1") >= 11  # what worker 1 committed before it was killed
+    assert attempts[-28:] == ["2"] * 28  # attempt 2 wrote the whole answer
+    assert "".join(f[4] for f in fields[-28:]) == DEMO_ANSWER + " "
+
+
+def test_an_interrupted_demo_leaves_no_worker_and_the_next_demo_cancels_its_run(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "demo.db")
+    first = spawn("--db", db, "demo", "--pace", "0.5", command=DEFAULT_SIGINT)
+    lines = Lines(first)
+    head: list[str] = []
+    while not head or not head[-1].startswith("worker 1 (pid "):
+        head += lines.take(1)
+    run_id = next(line.split()[1] for line in head if line.startswith("run "))
+    worker = int(head[-1].split()[3].rstrip(")"))
+    first.send_signal(signal.SIGINT)  # mid-answer: the run is RUNNING, its worker too
+    assert finish(first) == (130, "")
+    lines.rest()
+    with pytest.raises(ProcessLookupError):  # the worker was killed (and reaped)
+        os.kill(worker, 0)
+    (runs,) = cli(["--db", db, "runs"])
+    assert runs.stdout.split()[:3] == [run_id, "demo_chat", "RUNNING"]
+
+    (second,) = cli(["--db", db, "demo", "--pace", "0.01"])
+    assert second.returncode == 0, second.stderr
+    out = second.stdout
+    assert f"cancelled 1 unfinished run(s) of earlier demos: {run_id}" in out, out
+    assert "answer    " + DEMO_ANSWER in out.splitlines()
+    (after,) = cli(["--db", db, "runs"])
+    statuses = [line.split("\t")[:3] for line in after.stdout.splitlines()]
+    assert statuses[0] == [run_id, "demo_chat", "CANCELLED"]  # not resumed
+    assert statuses[1][1:] == ["demo_chat", "COMPLETED"]
+    (logs,) = cli(["--db", db, "logs", run_id])
+    assert {line.split("\t")[3] for line in logs.stdout.splitlines()} <= {"1"}  # no attempt 2
+
+
+@pytest.mark.parametrize(
+    ("env", "on_path", "expected"),
+    [
+        ({}, {"actorflow"}, "actorflow"),
+        ({}, {"python3"}, "python3 -m actorflow"),
+        ({}, set(), "{python} -m actorflow"),
+        ({"UV": "/bin/uv"}, set(), "uv run actorflow"),
+        ({"UV": "/bin/uv"}, {"venv:actorflow"}, "uv run actorflow"),  # uv run's PATH only
+        ({"UV": "/bin/uv"}, {"actorflow"}, "actorflow"),
+    ],
+)
+def test_demo_says_next_commands_that_work_in_the_users_shell(
+    tmp_path: Path, env: dict[str, str], on_path: set[str], expected: str
+) -> None:
+    from actorflow._cli._demo_command import command_prefix
+
+    shell, venv = tmp_path / "bin", tmp_path / "venv" / "bin"
+    shell.mkdir()
+    venv.mkdir(parents=True)
+    python = venv / "python"
+    python.touch(mode=0o755)
+    for name in on_path:
+        where, _, name = name.rpartition(":")
+        target = venv / name if where == "venv" else shell / name
+        if name == "python3":
+            target.symlink_to(python)
+        else:
+            target.touch(mode=0o755)
+    path = os.pathsep.join([str(venv), str(shell)] if env else [str(shell)])
+    got = command_prefix({**env, "PATH": path}, str(python))
+    assert got == expected.format(python=python)
 
 
 def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> str:

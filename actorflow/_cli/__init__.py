@@ -9,7 +9,8 @@ Exit status: 0 done, 1 an actorflow error (no journal, unknown run, ...), 2 a
 usage error, 130 interrupted (Ctrl-C). Errors are one line on stderr.
 
 Modules: ``_parser`` (arguments), ``_reading`` (read-only journal access),
-``_commands`` (``runs``, ``show``, ``serve``), ``_logs``, ``_demo``, and
+``_commands`` (``runs``, ``show``, ``serve``), ``_logs``, ``_demo_command``
+(``demo``) and ``_demo`` (its workflow and worker processes), and
 ``_terminal`` (how text looks); this one dispatches and maps errors to exit
 statuses.
 """
@@ -37,10 +38,16 @@ __all__ = ("main",)
 
 
 async def _demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
-    # Imported on demand: it registers the demo workflow, which no other command needs.
-    from ._demo import demo
+    # Imported on demand, for the demo only. A worker imports the demo workflow
+    # (registering it); the demo itself must not (see _demo_command).
+    if args.worker is not None:
+        from ._demo import work
 
-    await demo(args, out, style)
+        await work(args)
+    else:
+        from ._demo_command import demo
+
+        await demo(args, out, style)
 
 
 # A command returns its exit status (None: 0) or raises.

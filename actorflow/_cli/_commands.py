@@ -161,6 +161,8 @@ def _attempt_lines(style: Style, step: StepRecord) -> list[str]:
             why = escape(f"{attempt.error.type}: {attempt.error.message}")
         elif attempt.finished_at is not None:
             what, colour = "ok", "green"
+        elif attempt is not step.attempts[-1]:
+            what, colour = "cut off", "yellow"  # by a crash: a later attempt started
         else:
             what, colour = "unfinished", "yellow"
         spent = None if attempt.finished_at is None else attempt.finished_at - attempt.started_at

@@ -1,10 +1,22 @@
-"""``actorflow demo``: a simulated LLM workflow that streams tokens live and durably."""
+"""The workflow behind ``actorflow demo``, and the worker process that runs it.
+
+A worker is ``python -m actorflow --db DB demo --worker RUN ...``: it opens the
+journal for writing (a :class:`~actorflow.Runtime`), which resumes the run
+``RUN`` if an earlier worker left it unfinished, or starts it. It prints
+nothing; the ``actorflow demo`` that started it reads what it writes from the
+journal file (see :mod:`._demo_command`).
+
+Importing this module registers ``demo_chat``. The ``actorflow demo`` process
+never imports it: its own runtime, which cancels earlier demos' unfinished
+runs, must not resume them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-from typing import TextIO
+import os
+import sys
+import threading
 
 import anyio
 import msgspec
@@ -12,10 +24,8 @@ import msgspec
 from .._context import StepContext, WorkflowContext
 from .._registry import step, workflow
 from .._runtime import Runtime
-from ._reading import reading, stream_entries
-from ._terminal import Style
 
-__all__ = ("ANSWER", "DemoRequest", "demo", "demo_chat", "fake_llm")
+__all__ = ("ANSWER", "DemoRequest", "demo_chat", "fake_llm", "work")
 
 ANSWER = (
     "Durable workflows keep their promises: every step is journaled, every token is "
@@ -64,36 +74,22 @@ async def demo_chat(ctx: WorkflowContext, request: DemoRequest) -> dict[str, obj
     return {"prompt": request.prompt, "answer": answer, **stats}
 
 
-async def demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
-    db = args.db
-    cli = f"actorflow --db {shlex.quote(db)}"
-    async with Runtime(db) as rt:
-        handle = await rt.start(demo_chat, DemoRequest(args.prompt, args.pace))
-        run_id = handle.run_id
-        out.write(f"{style.paint('run', 'dim')}      {style.paint(run_id, 'bold')}\n")
-        out.write(f"{style.paint('journal', 'dim')}  {db}\n")
-        out.write(f"{style.paint('follow', 'dim')}   {cli} logs {run_id} --tail\n\n")
-        out.write(style.paint("live (put_stream):", "bold") + "\n  ")
-        out.flush()
-        async with handle.subscribe() as live:
-            async for message in live:
-                out.write(str(message.data))
-                out.flush()
-        result = await handle.result()
-    # The runtime is closed: what follows comes back from the file alone, through a
-    # read-only journal, the way `actorflow logs` reads it from another process.
-    out.write("\n\n" + style.paint("replayed from the journal file (write_stream):", "bold"))
-    out.write("\n  ")
-    async with reading(db) as journal:
-        async for _, page in stream_entries(journal, run_id, key="tokens"):
-            out.write("".join(str(e.value) for e in page))
-    out.write(
-        f"\n\n{style.paint('result', 'dim')}   {result['words']} words, "
-        f"{result['characters']} characters, journaled in {db}\n\n"
-        f"{style.paint('next', 'bold')}\n"
-        f"  {cli} show {run_id}\n"
-        f"  {cli} logs {run_id} --tail\n"
-        f"  {cli} runs\n"
-        f"  {style.paint('a slower run to tail from another shell:', 'dim')} "
-        f"{cli} demo --pace 0.5\n"
-    )
+async def work(args: argparse.Namespace) -> None:
+    """Run (or resume) the demo run ``args.worker`` to its end, in this process.
+
+    The worker dies when its standard input closes: the ``actorflow demo``
+    that started it holds the other end, so a worker never outlives it, even
+    when that one is killed.
+    """
+    threading.Thread(target=_exit_when_orphaned, name="actorflow demo worker", daemon=True).start()
+    async with Runtime(args.db) as rt:
+        # Opening the runtime resumed the run if an earlier worker left it
+        # unfinished; starting an existing run id just returns its handle.
+        handle = await rt.start(demo_chat, DemoRequest(args.prompt, args.pace), run_id=args.worker)
+        await handle.result()
+
+
+def _exit_when_orphaned() -> None:
+    sys.stdin.buffer.read()
+    # As abrupt as a crash: the run stays unfinished, and the next demo cancels it.
+    os._exit(1)

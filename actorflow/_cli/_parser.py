@@ -92,19 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[db_after],
-        help="run a simulated LLM workflow that streams tokens live and durably",
-        description="Run a simulated LLM workflow (no network): stream its tokens live, "
-        "write them to the journal, then replay them from the file.",
+        help="stream a simulated LLM's answer durably, kill the worker midway, resume the run",
+        description="A worker process runs a simulated LLM workflow (no network) whose step "
+        "streams its answer token by token into the journal, while this process reads the "
+        "tokens from the file. Midway the worker is killed (SIGKILL); a new worker resumes "
+        "the run, and the step runs again as attempt 2. Then the answer, the stream replayed "
+        "from the file, and the run's steps and attempts. Each demo is a new run; the "
+        "unfinished runs of earlier, interrupted demos are cancelled first.",
     )
     demo.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     demo.add_argument("--prompt", default="Why are durable workflows useful?")
     demo.add_argument(
         "--pace",
         type=_pace,
-        default=0.03,
+        default=0.05,
         metavar="SECONDS",
-        help="wait between tokens (default: 0.03); slow it down to follow it from another shell",
+        help="wait between tokens (default: 0.05); slow it down to follow it from another shell",
     )
+    # The process that `actorflow demo` starts to run the workflow: not for people.
+    demo.add_argument("--worker", metavar="RUN", help=argparse.SUPPRESS)
 
     runs = commands.add_parser(
         "runs",
