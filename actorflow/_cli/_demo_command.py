@@ -87,8 +87,14 @@ async def _worker(args: argparse.Namespace, run_id: str) -> AsyncIterator[anyio.
     """A worker process that runs (or resumes) ``run_id``; killed on the way out."""
     argv = [sys.executable, "-m", "actorflow", "--db", args.db, "demo", "--worker", run_id]
     argv += ["--prompt", args.prompt, "--pace", str(args.pace), "--backend", args.backend]
+    # In a session of its own, so that Ctrl-C in the terminal reaches this process
+    # only: it is the one that kills the worker, and says why it stopped.
     proc = await anyio.open_process(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         yield proc
