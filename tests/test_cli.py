@@ -13,6 +13,7 @@ import os
 import pty
 import queue
 import re
+import select
 import signal
 import socket
 import sqlite3
@@ -407,15 +408,24 @@ def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> str:
         [sys.executable, "-m", "actorflow", *argv],
         stdin=subprocess.DEVNULL,
         stdout=secondary,
-        stderr=secondary,  # an error shows in the assertion,
+        stderr=secondary,  # an error shows in the assertion
         env=_env() if env is None else env,
     )
-    os.close(secondary)
+    # The terminal stays open on this side until the output is read: Linux may
+    # drop what is still buffered when the last holder of the secondary closes it.
     chunks = []
-    with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
-        while chunk := os.read(primary, 4096):
-            chunks.append(chunk)
-    os.close(primary)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            exited = proc.poll() is not None
+            ready, _, _ = select.select([primary], [], [], 0.2 if exited else 0.05)
+            if ready:
+                chunks.append(os.read(primary, 65536))
+            elif exited:
+                break
+    finally:
+        os.close(secondary)
+        os.close(primary)
     out = b"".join(chunks).decode().replace("\r\n", "\n")
     assert proc.wait(timeout=30) == 0, out
     return out
