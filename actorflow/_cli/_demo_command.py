@@ -154,7 +154,7 @@ class _Demo:
         bold = self.style.paint
         self._write(
             bold("actorflow demo", "bold") + ": a worker process streams a simulated LLM's "
-            "answer into the journal; midway it is killed, and a new worker resumes the run.\n\n"
+            "answer into the journal;\nmidway it is killed, and a new worker resumes the run.\n\n"
             + self._label("run", bold(self.run_id, "bold"))
             + self._label("journal", self.args.db)
             + self._label("follow", f"{self.prefix} logs {self.run_id} --tail")
