@@ -29,6 +29,8 @@ import httpx
 import pytest
 from _sse import iter_events
 
+from actorflow import JournalError
+
 pytestmark = pytest.mark.slow
 
 WRITER = Path(__file__).parent / "programs" / "stream_writer.py"
@@ -553,6 +555,36 @@ def test_a_damaged_journal_is_one_line_for_every_command(failed_db: Path, tmp_pa
     results = cli(*(["--db", str(db), *argv] for db, argv in cases))
     for (db, _), result in zip(cases, results, strict=True):
         assert_one_error_line(result, 1, f"actorflow: error: cannot read {str(db)!r}")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "err"),
+    [
+        (ExceptionGroup("g", [JournalError("the journal broke")]), 1, "the journal broke"),
+        (sqlite3.DatabaseError("file is not a database"), 1, "file is not a database"),
+        (BaseExceptionGroup("g", [KeyboardInterrupt()]), 130, ""),
+    ],
+)
+def test_errors_a_task_group_wraps_are_one_line_too(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: BaseException,
+    code: int,
+    err: str,
+) -> None:
+    import actorflow._cli as command_line
+
+    async def fails(*_: object) -> None:
+        raise raised
+
+    monkeypatch.setitem(command_line._COMMANDS, "runs", fails)
+    assert command_line.main(["runs"]) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    if err:
+        assert captured.err.startswith("actorflow: error: ")
+        assert captured.err.count("\n") == 1
+    assert err in captured.err
 
 
 # -- serve ---------------------------------------------------------------------------
