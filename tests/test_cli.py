@@ -200,6 +200,8 @@ def test_ctrl_c_stops_a_tail_quietly(tmp_path: Path) -> None:
     db = tmp_path / "idle.db"
     writer = start_writer(db, "idle", "idle", "30")
     try:
+        (demo,) = cli(["--db", str(db), "demo"])  # the writer holds the journal's lock
+        assert_one_error_line(demo, 1, f"cannot run the demo on {str(db)!r}")
         tail = spawn("--db", str(db), "logs", "idle", "--tail", command=DEFAULT_SIGINT)
         assert Lines(tail).take(1) == ["status\t0\tdoze\t1\tready\n"]  # it is following
         tail.send_signal(signal.SIGINT)

@@ -41,7 +41,7 @@ import anyio.abc
 import attrs
 
 from .._codec import decode_value
-from .._exceptions import ActorflowError
+from .._exceptions import ActorflowError, JournalLocked
 from .._runtime import Runtime
 from ..abc import RunStatus, StreamEntry
 from ._commands import show
@@ -73,12 +73,18 @@ async def demo(args: argparse.Namespace, out: TextIO, style: Style) -> None:
 async def _cancel_unfinished_demos(db: str) -> list[str]:
     """Cancel the demo runs that earlier demos left unfinished; their ids."""
     cancelled = []
-    async with Runtime(db) as rt:
-        for status in (RunStatus.PENDING, RunStatus.RUNNING):
-            for info in await rt.list_runs(status):
-                if info.workflow == WORKFLOW:
-                    await rt.handle(info.run_id).cancel()
-                    cancelled.append(info.run_id)
+    try:
+        async with Runtime(db) as rt:
+            for status in (RunStatus.PENDING, RunStatus.RUNNING):
+                for info in await rt.list_runs(status):
+                    if info.workflow == WORKFLOW:
+                        await rt.handle(info.run_id).cancel()
+                        cancelled.append(info.run_id)
+    except JournalLocked:
+        raise JournalLocked(
+            f"cannot run the demo on {db!r}: another runtime is writing it; stop that one, "
+            "or give the demo another file with --db"
+        ) from None
     return cancelled
 
 
