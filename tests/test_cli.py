@@ -12,6 +12,8 @@ import json
 import os
 import pty
 import queue
+import re
+import select
 import signal
 import socket
 import sqlite3
@@ -27,16 +29,29 @@ import httpx
 import pytest
 from _sse import iter_events
 
+from actorflow import JournalError
+
 pytestmark = pytest.mark.slow
 
 WRITER = Path(__file__).parent / "programs" / "stream_writer.py"
 ANSI = "\x1b"
 
 
+# A process started in the background by a shell ignores SIGINT, and so would
+# its children: restore the default first, as an interactive shell does.
+DEFAULT_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'actorflow', *sys.argv[1:]])",
+)
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)
     env["PYTHONUNBUFFERED"] = "0"
+    env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 
@@ -48,6 +63,7 @@ def spawn(*argv: str, command: Sequence[str] = ()) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        encoding="utf-8",
         env=_env(),
     )
 
@@ -141,10 +157,13 @@ def test_tail_follows_another_process_and_exits_when_the_run_ends(tmp_path: Path
     writer = start_writer(db, "stream", "live", str(n), "0.01", str(gate))
     one = spawn("--db", str(db), "logs", "live", "--key", "tokens", "--tail")
     every = spawn("logs", "live", "--tail", "--json", "--db", str(db))
+    # A step that wrote nothing yet may still come: the tail waits for the run to end.
+    nope = spawn("--db", str(db), "logs", "live", "--tail", "--step", "nope")
     one_lines, every_lines = Lines(one), Lines(every)
     first = one_lines.take(n // 2)
     first_json = every_lines.take(n // 2 + 2)  # + events 0 and 1
     assert writer.poll() is None  # still running, waiting for the gate
+    assert nope.poll() is None
     gate.touch()
 
     rest = one_lines.rest()
@@ -153,6 +172,12 @@ def test_tail_follows_another_process_and_exits_when_the_run_ends(tmp_path: Path
     assert finish(every) == (0, "")
     out, _ = writer.communicate(timeout=15)
     assert out.strip() == "DONE COMPLETED"
+    nope_out, nope_err = nope.communicate(timeout=15)
+    assert_one_error_line(
+        subprocess.CompletedProcess(nope.args, nope.returncode, nope_out, nope_err),
+        1,
+        "run 'live' has no step 'nope' (its steps: 'produce');",
+    )
 
     lines = first + rest
     fields = [line.rstrip("\n").split("\t") for line in lines]
@@ -175,15 +200,9 @@ def test_ctrl_c_stops_a_tail_quietly(tmp_path: Path) -> None:
     db = tmp_path / "idle.db"
     writer = start_writer(db, "idle", "idle", "30")
     try:
-        # A process started in the background by a shell ignores SIGINT, and so would
-        # its children: restore the default first, as an interactive shell does.
-        default_sigint = (
-            sys.executable,
-            "-c",
-            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-            "os.execv(sys.executable, [sys.executable, '-m', 'actorflow', *sys.argv[1:]])",
-        )
-        tail = spawn("--db", str(db), "logs", "idle", "--tail", command=default_sigint)
+        (demo,) = cli(["--db", str(db), "demo"])  # the writer holds the journal's lock
+        assert_one_error_line(demo, 1, f"cannot run the demo on {str(db)!r}")
+        tail = spawn("--db", str(db), "logs", "idle", "--tail", command=DEFAULT_SIGINT)
         assert Lines(tail).take(1) == ["status\t0\tdoze\t1\tready\n"]  # it is following
         tail.send_signal(signal.SIGINT)
         assert finish(tail) == (130, "")  # quietly: no traceback, no message
@@ -273,48 +292,188 @@ def test_logs_prints_entries_filters_them_and_escapes_control_characters(failed_
     assert entries[2]["value"] == "red \x1b[31malert\x1b[0m\nsecond line\tand a tab"
 
 
-def test_demo_streams_replays_and_says_what_to_run_next(tmp_path: Path) -> None:
+DEMO_ANSWER = (
+    "Durable workflows keep their promises: every step is journaled, every token is "
+    "streamed live and written to disk, and a crash only costs the step that was running."
+)
+
+
+def test_demo_kills_its_worker_midway_and_a_new_one_resumes_the_run(tmp_path: Path) -> None:
+    started = time.monotonic()
     results = cli(
-        ["--db", str(tmp_path / "a.db"), "demo", "--pace", "0"],
-        ["demo", "--backend", "trio", "--pace", "0", "--db", str(tmp_path / "t.db")],
+        ["--db", str(tmp_path / "a.db"), "demo"],
+        ["demo", "--backend", "trio", "--db", str(tmp_path / "t.db")],
     )
+    assert time.monotonic() - started < 30  # two demos at once, on a shared machine
     for result, db in zip(results, ("a.db", "t.db"), strict=True):
         assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
         assert ANSI not in result.stdout
         out = result.stdout
-        assert out.count("Durable workflows keep their promises") == 2  # live, then replayed
-        run_id = out.split()[1]
+        lines = out.splitlines()
+        run_id = next(line.split()[1] for line in lines if line.startswith("run "))
+        assert run_id.startswith("demo-")
+        killed = next(i for i, line in enumerate(lines) if "💥 worker killed (SIGKILL)" in line)
+        resumed = next(i for i, line in enumerate(lines) if "↻ attempt 2 resumes" in line)
+        assert killed < resumed
+        assert "mid-answer, after 11 tokens" in lines[killed]
+        # The reader showed attempt 1 up to the kill, then attempt 2 from its start.
+        live = " ".join(line.strip() for line in lines[resumed + 1 :]).split("answer ")[0]
+        assert live.strip() == DEMO_ANSWER
+        (answer,) = (line for line in lines if line.startswith("answer "))
+        assert answer == "answer    " + DEMO_ANSWER  # the run's output, once
+        assert "attempt 1 (cut off)" in out  # the replay from the file, by attempt
+        assert "cut off" in next(line for line in lines if "└ attempt 1" in line)
+        generate = next(line.split() for line in lines if line.lstrip().startswith("generate "))
+        assert generate[:3] == ["generate", "COMPLETED", "2"]
         path = str(tmp_path / db)
         assert f"actorflow --db {path} logs {run_id} --tail" in out
         assert f"actorflow --db {path} show {run_id}" in out
-    (logs,) = cli(["--db", str(tmp_path / "a.db"), "logs", results[0].stdout.split()[1]])
-    assert len(logs.stdout.splitlines()) == 28
-    assert logs.stdout.startswith("tokens\t0\tgenerate\t1\tDurable ")
+
+    run_id = next(line.split()[1] for line in results[0].stdout.splitlines() if line[:4] == "run ")
+    (logs,) = cli(["--db", str(tmp_path / "a.db"), "logs", run_id, "--key", "tokens"])
+    fields = [line.split("\t") for line in logs.stdout.splitlines()]
+    assert fields[0][:5] == ["tokens", "0", "generate", "1", "Durable "]
+    attempts = [f[3] for f in fields]
+    assert attempts.count("1") >= 11  # what worker 1 committed before it was killed
+    assert attempts[-28:] == ["2"] * 28  # attempt 2 wrote the whole answer
+    assert "".join(f[4] for f in fields[-28:]) == DEMO_ANSWER + " "
+
+
+def test_an_interrupted_demo_leaves_no_worker_and_the_next_demo_cancels_its_run(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "demo.db")
+    first = spawn("--db", db, "demo", "--pace", "0.5", command=DEFAULT_SIGINT)
+    lines = Lines(first)
+    head: list[str] = []
+    while not head or not head[-1].startswith("worker 1 (pid "):
+        head += lines.take(1)
+    run_id = next(line.split()[1] for line in head if line.startswith("run "))
+    worker = int(head[-1].split()[3].rstrip(")"))
+    first.send_signal(signal.SIGINT)  # mid-answer: the run is RUNNING, its worker too
+    assert finish(first) == (130, "")
+    lines.rest()
+    with pytest.raises(ProcessLookupError):  # the worker was killed (and reaped)
+        os.kill(worker, 0)
+    (runs,) = cli(["--db", db, "runs"])
+    assert runs.stdout.split()[:3] == [run_id, "demo_chat", "RUNNING"]
+
+    (second,) = cli(["--db", db, "demo", "--pace", "0.01"])
+    assert second.returncode == 0, second.stderr
+    out = second.stdout
+    assert f"cancelled 1 unfinished run(s) of earlier demos: {run_id}" in out, out
+    assert "answer    " + DEMO_ANSWER in out.splitlines()
+    (after,) = cli(["--db", db, "runs"])
+    statuses = [line.split("\t")[:3] for line in after.stdout.splitlines()]
+    assert statuses[0] == [run_id, "demo_chat", "CANCELLED"]  # not resumed
+    assert statuses[1][1:] == ["demo_chat", "COMPLETED"]
+    (logs,) = cli(["--db", db, "logs", run_id])
+    assert {line.split("\t")[3] for line in logs.stdout.splitlines()} <= {"1"}  # no attempt 2
+
+
+@pytest.mark.parametrize(
+    ("env", "on_path", "expected"),
+    [
+        ({}, {"actorflow"}, "actorflow"),
+        ({}, {"python3"}, "python3 -m actorflow"),
+        ({}, set(), "{python} -m actorflow"),
+        ({"UV": "/bin/uv"}, set(), "uv run actorflow"),
+        ({"UV": "/bin/uv"}, {"venv:actorflow"}, "uv run actorflow"),  # uv run's PATH only
+        ({"UV": "/bin/uv"}, {"actorflow"}, "actorflow"),
+    ],
+)
+def test_demo_says_next_commands_that_work_in_the_users_shell(
+    tmp_path: Path, env: dict[str, str], on_path: set[str], expected: str
+) -> None:
+    from actorflow._cli._demo_command import command_prefix
+
+    shell, venv = tmp_path / "bin", tmp_path / "venv" / "bin"
+    shell.mkdir()
+    venv.mkdir(parents=True)
+    python = venv / "python"
+    python.touch(mode=0o755)
+    for name in on_path:
+        where, _, name = name.rpartition(":")
+        target = venv / name if where == "venv" else shell / name
+        if name == "python3":
+            target.symlink_to(python)
+        else:
+            target.touch(mode=0o755)
+    path = os.pathsep.join([str(venv), str(shell)] if env else [str(shell)])
+    got = command_prefix({**env, "PATH": path}, str(python))
+    assert got == expected.format(python=python)
+
+
+def on_a_terminal(*argv: str, env: dict[str, str] | None = None) -> str:
+    """The output of ``actorflow ARGV`` run with a pseudo-terminal as its stdout."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actorflow", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,  # an error shows in the assertion
+        env=_env() if env is None else env,
+    )
+    # The terminal stays open on this side until the output is read: Linux may
+    # drop what is still buffered when the last holder of the secondary closes it.
+    chunks = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            exited = proc.poll() is not None
+            ready, _, _ = select.select([primary], [], [], 0.2 if exited else 0.05)
+            if ready:
+                chunks.append(os.read(primary, 65536))
+            elif exited:
+                break
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    out = b"".join(chunks).decode().replace("\r\n", "\n")
+    assert proc.wait(timeout=30) == 0, out
+    return out
+
+
+def _uncoloured(text: str) -> str:
+    return re.sub("\x1b\\[[0-9;]*m", "", text)
 
 
 def test_a_terminal_gets_colour_and_a_header(failed_db: Path) -> None:
-    def on_a_terminal(env: dict[str, str]) -> str:
-        primary, secondary = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "actorflow", "--db", str(failed_db), "runs"],
-            stdin=subprocess.DEVNULL,
-            stdout=secondary,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        os.close(secondary)
-        chunks = []
-        with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
-            while chunk := os.read(primary, 4096):
-                chunks.append(chunk)
-        os.close(primary)
-        assert proc.wait(timeout=30) == 0
-        return b"".join(chunks).decode()
-
-    coloured = on_a_terminal(_env())
+    coloured = on_a_terminal("--db", str(failed_db), "runs")
     assert ANSI in coloured
     assert "STATUS" in coloured  # the header
-    assert ANSI not in on_a_terminal({**_env(), "NO_COLOR": "1"})
+    # NO_COLOR takes the colour away, not the header or the alignment.
+    plain = on_a_terminal("--db", str(failed_db), "runs", env={**_env(), "NO_COLOR": "1"})
+    assert ANSI not in plain
+    assert plain == _uncoloured(coloured)
+    assert plain.splitlines()[0].split() == ["RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION"]
+
+
+def test_terminal_logs_stay_aligned_as_offsets_grow(tmp_path: Path) -> None:
+    db = tmp_path / "many.db"
+    writer = start_writer(db, "stream", "many", "12", "0", "-")
+    out, err = writer.communicate(timeout=30)
+    assert out.strip() == "DONE COMPLETED", err
+    lines = _uncoloured(on_a_terminal("--db", str(db), "logs", "many", "--key", "tokens"))
+    lines_list = lines.splitlines()
+    assert len(lines_list) == 12, lines
+    assert lines_list[9].startswith("tokens:9 ")
+    assert lines_list[10].startswith("tokens:10 ")
+    # The step and the value start in the same column on every line.
+    assert len({line.index("produce") for line in lines_list}) == 1, lines
+    assert len({line.index("{") for line in lines_list}) == 1, lines
+
+
+def test_version(tmp_path: Path) -> None:
+    import actorflow
+
+    (version,) = cli(["--version"])
+    assert (version.returncode, version.stdout, version.stderr) == (
+        0,
+        f"actorflow {actorflow.__version__}\n",
+        "",
+    )
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -345,6 +504,7 @@ def test_errors_are_one_line_without_a_traceback(
         (["--db", db, "show", "nope"], 1, "no run 'nope'"),
         (["--db", db, "logs", "nope", "--tail"], 1, "no run 'nope'"),
         (["--db", db, "logs", "broken", "--key", "missing"], 1, "has no stream 'missing'"),
+        (["--db", db, "logs", "broken", "--step", "nope"], 1, "(its steps: 'flaky', 'main')"),
         ([], 2, "the following arguments are required: COMMAND"),
         (["explode"], 2, "invalid choice: 'explode'"),
         (["--db", db, "runs", "--limit", "0"], 2, "expected a number >= 1"),
@@ -358,6 +518,75 @@ def test_errors_are_one_line_without_a_traceback(
         assert_one_error_line(result, code, message)
     assert not missing.exists()  # a reader never creates a journal
     assert not Path(f"{missing}-lock").exists()
+
+
+def _damaged_copy(db: Path, to: Path, *statements: str) -> Path:
+    """A copy of journal ``db`` (its WAL included) with ``statements`` run on it."""
+    source, copy = sqlite3.connect(db), sqlite3.connect(to)
+    with contextlib.closing(source), contextlib.closing(copy):
+        source.backup(copy)
+        for statement in statements:
+            copy.execute(statement)
+        copy.commit()
+    return to
+
+
+def test_a_damaged_journal_is_one_line_for_every_command(failed_db: Path, tmp_path: Path) -> None:
+    # A run status this version does not know (a newer actorflow's), records and
+    # entries that do not decode, and pages overwritten with garbage.
+    status = _damaged_copy(failed_db, tmp_path / "status.db", "UPDATE runs SET status = 'WHAT'")
+    records = _damaged_copy(failed_db, tmp_path / "records.db", "UPDATE records SET body = x'c1'")
+    entries = _damaged_copy(
+        failed_db, tmp_path / "entries.db", "UPDATE stream_entries SET value = x'c1'"
+    )
+    pages = _damaged_copy(failed_db, tmp_path / "pages.db", "PRAGMA journal_mode = DELETE")
+    with pages.open("r+b") as f:
+        f.seek(2 * 4096)
+        f.write(b"\xff" * 3 * 4096)
+    reads = [
+        ["runs"],
+        ["show", "broken"],
+        ["logs", "broken"],
+        ["logs", "broken", "--tail"],
+        ["logs", "broken", "--step", "nope"],
+    ]
+    cases = [(status, argv) for argv in reads]
+    cases += [(records, ["show", "broken"]), (records, ["logs", "broken", "--step", "nope"])]
+    cases += [(entries, ["logs", "broken"]), (entries, ["logs", "broken", "--json"])]
+    cases += [(pages, argv) for argv in reads[1:]]
+    results = cli(*(["--db", str(db), *argv] for db, argv in cases))
+    for (db, _), result in zip(cases, results, strict=True):
+        assert_one_error_line(result, 1, f"actorflow: error: cannot read {str(db)!r}")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "err"),
+    [
+        (ExceptionGroup("g", [JournalError("the journal broke")]), 1, "the journal broke"),
+        (sqlite3.DatabaseError("file is not a database"), 1, "file is not a database"),
+        (BaseExceptionGroup("g", [KeyboardInterrupt()]), 130, ""),
+    ],
+)
+def test_errors_a_task_group_wraps_are_one_line_too(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: BaseException,
+    code: int,
+    err: str,
+) -> None:
+    import actorflow._cli as command_line
+
+    async def fails(*_: object) -> None:
+        raise raised
+
+    monkeypatch.setitem(command_line._COMMANDS, "runs", fails)
+    assert command_line.main(["runs"]) == code
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    if err:
+        assert captured.err.startswith("actorflow: error: ")
+        assert captured.err.count("\n") == 1
+    assert err in captured.err
 
 
 # -- serve ---------------------------------------------------------------------------
@@ -401,7 +630,7 @@ def test_serve_streams_a_journal_that_another_process_writes(tmp_path: Path) -> 
     out, _ = writer.communicate(timeout=15)
     assert out.strip() == "DONE COMPLETED"
     server.send_signal(signal.SIGINT)
-    assert finish(server) == (0, "")
+    assert finish(server) == (130, "")  # an interrupt, as every command
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -423,7 +652,7 @@ def test_serve_with_a_workflow_starts_it_and_stops_on_ctrl_c(tmp_path: Path, bac
         assert events[-1][1]["status"] == "COMPLETED"
         assert client.get("/runs/one").json()["output"] == text
     server.send_signal(signal.SIGINT)
-    assert finish(server) == (0, "")
+    assert finish(server) == (130, "")  # an interrupt, as every command
 
 
 def test_serve_errors_are_one_line(tmp_path: Path) -> None:

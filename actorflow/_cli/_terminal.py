@@ -1,9 +1,10 @@
-"""Text for the command line: colour on a terminal, plain and tab-separated in a pipe.
+"""Text for the command line: aligned on a terminal, plain and tab-separated in a pipe.
 
-Nothing here knows about journals; :mod:`actorflow._cli` decides what to say,
-this module decides how it looks. The rule: on a terminal, tables are aligned,
-have a header and are coloured; in a pipe, there is no escape code and a record
-is one line of tab-separated fields, so it can be grepped and cut.
+Nothing here knows about journals: the commands decide what to say, this module
+decides how it looks. The rule: on a terminal, tables are aligned, have a
+header and are coloured (unless ``NO_COLOR``); in a pipe, there is no escape
+code and a record is one line of tab-separated fields, so it can be grepped and
+cut.
 """
 
 from __future__ import annotations
@@ -54,34 +55,43 @@ _json = msgspec.json.Encoder()
 
 @attrs.frozen
 class Style:
-    """How to write to one output: with colour and aligned tables (a terminal) or plain.
+    """How to write to one output: aligned tables on a terminal, plain in a pipe; colour apart.
 
     Attributes:
-        tty: the output is a terminal: colour, headers and padded columns.
+        tty: the output is a terminal: headers and padded columns.
         width: the terminal's width in columns (80 when unknown).
+        colour: escape codes for colour and bold (by default, on a terminal).
     """
 
     tty: bool
     width: int = 80
+    colour: bool = attrs.field(kw_only=True)
+
+    @colour.default
+    def _colour_on_a_terminal(self) -> bool:
+        return self.tty
 
     @classmethod
     def detect(cls, stream: TextIO) -> Style:
-        """The style for ``stream``: a terminal, unless ``NO_COLOR`` is set or ``TERM=dumb``."""
+        """The style for ``stream``: a terminal or not; no colour if ``NO_COLOR`` or ``TERM=dumb``.
+
+        ``NO_COLOR`` (https://no-color.org) and a dumb terminal take away the
+        escape codes only: a terminal still gets aligned tables with headers.
+        """
         try:
             tty = stream.isatty()
         except (AttributeError, ValueError):  # replaced or closed stream
             tty = False
-        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-            tty = False
+        colour = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         width = 80
         if tty:
             with contextlib.suppress(OSError, ValueError):
                 width = os.get_terminal_size(stream.fileno()).columns or 80
-        return cls(tty=tty, width=width)
+        return cls(tty=tty, width=width, colour=colour)
 
     def paint(self, text: str, *styles: str) -> str:
-        """``text`` in ``styles`` (``"bold"``, ``"red"``, ...) on a terminal; as is otherwise."""
-        if not self.tty or not styles or not text:
+        """``text`` in ``styles`` (``"bold"``, ``"red"``, ...) in colour; as is otherwise."""
+        if not self.colour or not styles or not text:
             return text
         codes = ";".join(_CODES[s] for s in styles)
         return f"\x1b[{codes}m{text}\x1b[0m"
