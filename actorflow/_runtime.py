@@ -12,15 +12,11 @@ from typing import Any, Self, TypeVar
 import anyio
 import anyio.abc
 import attrs
-import msgspec
 
 from ._clock import SystemClock
-from ._codec import decode_value, encode_value
+from ._codec import encode_value
 from ._exceptions import (
     ActorflowError,
-    JournalError,
-    RunCancelled,
-    RunFailed,
     RunFinished,
     RunNotFound,
     ValidationError,
@@ -31,6 +27,7 @@ from ._history import fold
 from ._instrument import hooks_of
 from ._journals import open_journal
 from ._live import Broker, Overflow, run_pattern
+from ._outcome import outcome, wait_event
 from ._registry import Workflow, lookup_workflow, registered_workflows
 from ._run import CancelRun, Deliver, RunActor, RunServices
 from ._stream_reader import StreamReaders
@@ -45,7 +42,7 @@ from .abc import (
     RunStatus,
     StreamEntry,
 )
-from .records import EventSet, MessageSent, RunStarted, StreamClose
+from .records import MessageSent, RunStarted, StreamClose
 from .records import RunFinished as RunFinishedRecord
 
 __all__ = ("Runtime",)
@@ -304,26 +301,7 @@ class Runtime:
         """
         with anyio.fail_after(timeout) if timeout is not None else nullcontext():
             info = await self._wait_finished(run_id)
-        if info.status is RunStatus.COMPLETED:
-            wf = registered_workflows().get(info.workflow)
-            try:
-                if info.output is None:
-                    raise msgspec.DecodeError("a completed run has no output")
-                return decode_value(info.output, wf.output_type if wf else Any)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise JournalError(
-                    f"the journal's output of run {run_id!r} cannot be decoded ({exc}); the "
-                    "journal is damaged or the workflow's return type changed"
-                ) from None
-        if info.status is RunStatus.CANCELLED:
-            raise RunCancelled(run_id)
-        error = info.error
-        raise RunFailed(
-            run_id,
-            error.type if error else "Exception",
-            error.message if error else "",
-            error.traceback if error else "",
-        )
+        return outcome(info)
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
         """Wait until run ``run_id`` has ended, however it ended; return its committed state.
@@ -499,24 +477,8 @@ class Runtime:
             TimeoutError: ``timeout`` seconds passed first.
         """
         validate_key(key, "event key")
-
-        async def look() -> tuple[Any] | None:
-            history = await self.journal.load_history(run_id)
-            if history is None:
-                raise RunNotFound(run_id)
-            for record in reversed(history.records):
-                if isinstance(record, EventSet) and record.key == key:
-                    return (decode_value(record.value),)
-            if history.info.status.is_terminal:
-                raise RunFinished(
-                    f"run {run_id!r} ended ({history.info.status.value}) without setting "
-                    f"event {key!r}"
-                )
-            return None
-
         with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            (value,) = await follow(self.journal, look)
-        return value
+            return await wait_event(self.journal, run_id, key)
 
 
 def _finished(run_id: str, status: str) -> RunFinished:
