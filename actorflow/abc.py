@@ -27,13 +27,14 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._exceptions import JournalError
+from ._exceptions import JournalError as _JournalError
 from ._live import Message, Overflow, SubscriptionStatistics
 from .records import ErrorInfo, Record
 
 __all__ = (
     "Clock",
     "CommitWatch",
+    "ErrorInfo",
     "Instrument",
     "Journal",
     "LiveBroker",
@@ -41,6 +42,7 @@ __all__ = (
     "LiveSubscription",
     "Message",
     "Overflow",
+    "Record",
     "RunHistory",
     "RunInfo",
     "RunStatus",
@@ -294,12 +296,12 @@ class CommitWatch:
     def check(self) -> None:
         """Raise JournalError if the writer has failed or the journal is closed."""
         if self.failure is not None:
-            raise JournalError(
+            raise _JournalError(
                 f"the journal writer failed ({self.failure!r}); records after the last "
                 "commit were not written: fix the cause and open the journal again"
             ) from self.failure
         if self.closed:
-            raise JournalError(
+            raise _JournalError(
                 "the journal was closed (its runtime exited) while waiting for a commit; "
                 "read or wait inside the `async with Runtime(...)` block, or open it again"
             )
