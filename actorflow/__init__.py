@@ -6,6 +6,18 @@ over a journal (in memory or a SQLite file), stream output live
 (``ctx.write_stream`` → :meth:`RunHandle.read_stream`).
 """
 
+# General layout (dependencies point down; no import cycles, not even in
+# function bodies):
+#
+#   web/, _cli/, testing/          tools over the public API
+#   _runtime.py, _handle.py        the runtime and its handles
+#   _run.py, _step.py, _graph/     run and step actors; graphs over them
+#   _context.py, _follow.py, _outcome.py, _history.py, _stream_reader.py
+#   _journals/, _live/             backends behind the seams
+#   abc.py, records.py             the public seams and the journal's records
+#   _exceptions.py, _codec.py, _validate.py, _clock.py, _instrument.py,
+#   _eventloop.py (the only module that imports asyncio or trio), _registry.py
+
 from . import abc, records
 from ._clock import SystemClock
 from ._context import StepContext, ThreadStepContext, WorkflowContext
