@@ -22,8 +22,8 @@ from actorflow._journals._sqlite import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     SQLiteJournal,
-    _BatchWriter,
 )
+from actorflow._journals._sqlite._batch import BatchWriter
 from actorflow.abc import Journal, StreamPage
 from actorflow.records import (
     ErrorInfo,
@@ -542,13 +542,14 @@ async def test_commits_go_on_inline_while_the_checkpoint_copies_the_wal(
 ) -> None:
     journal = SQLiteJournal(tmp_path / "j.db")
     held: list[HeldCheckpointer] = []
-    connect = _BatchWriter.connect_checkpointer
+    connect = BatchWriter.connect_checkpointer
 
-    def connect_held(writer: _BatchWriter) -> Any:
-        held.append(HeldCheckpointer(connect(writer), journal._conn_lock))
+    def connect_held(writer: BatchWriter) -> Any:
+        assert journal._writer is not None
+        held.append(HeldCheckpointer(connect(writer), journal._writer.lock))
         return held[-1]
 
-    monkeypatch.setattr(_BatchWriter, "connect_checkpointer", connect_held)
+    monkeypatch.setattr(BatchWriter, "connect_checkpointer", connect_held)
     await journal.open()
     await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
     offset = 0
@@ -582,10 +583,10 @@ async def test_commits_go_on_inline_while_the_checkpoint_copies_the_wal(
 async def test_a_failed_checkpoint_fails_the_journal_naming_the_cause(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(writer: _BatchWriter) -> sqlite3.Connection:
+    def broken(writer: BatchWriter) -> sqlite3.Connection:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(_BatchWriter, "connect_checkpointer", broken)
+    monkeypatch.setattr(BatchWriter, "connect_checkpointer", broken)
     journal = SQLiteJournal(tmp_path / "j.db")
     await journal.open()
     await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])

@@ -1,0 +1,32 @@
+"""Translating SQLite's errors into actorflow's, at the boundary of the journal."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+import msgspec
+
+from ..._exceptions import JournalError
+
+__all__ = ("DAMAGED", "PERMISSIONS", "map_sqlite_errors")
+
+PERMISSIONS = "check the file and its permissions"
+DAMAGED = (
+    "the file is damaged or from an incompatible actorflow: check it, or restore it from a backup"
+)
+
+
+@contextlib.contextmanager
+def map_sqlite_errors(what: str, hint: str = PERMISSIONS) -> Iterator[None]:
+    """Turn an ``sqlite3.Error`` (or a record that does not decode) into a JournalError.
+
+    The message says ``what`` failed, SQLite's reason, then ``hint`` (what to do).
+    Every place the journal talks to SQLite goes through here, so no driver
+    error reaches a caller.
+    """
+    try:
+        yield
+    except (sqlite3.Error, msgspec.DecodeError) as exc:
+        raise JournalError(f"{what} ({exc}); {hint}") from exc
