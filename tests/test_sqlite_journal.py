@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -247,6 +248,98 @@ async def test_second_writer_in_the_same_process_is_locked_out(tmp_path: Path) -
     await second.close()
 
 
+async def _locked_out(path: Path) -> None:
+    with pytest.raises(af.JournalLocked, match=r"another runtime.*same file.*readonly=True"):
+        await SQLiteJournal(path).open()
+
+
+async def test_a_hard_link_to_a_written_journal_is_locked_out(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first = SQLiteJournal(path)
+    await first.open()
+    await fill(first, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    os.link(path, tmp_path / "link.db")
+    await _locked_out(tmp_path / "link.db")
+    await fill(first, [entry(0)])
+    await first.close()
+    again = SQLiteJournal(tmp_path / "link.db")  # released: the link opens now
+    await again.open()
+    assert (await again.read_stream("r", "k")).entries[0].offset == 0
+    await again.close()
+
+
+async def test_a_renamed_journal_is_still_locked(tmp_path: Path) -> None:
+    first = SQLiteJournal(tmp_path / "j.db")
+    await first.open()
+    await fill(first, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    os.rename(tmp_path / "j.db", tmp_path / "moved.db")
+    await _locked_out(tmp_path / "moved.db")
+    # A runtime opening the old path would start a journal of its own.
+    with pytest.raises(af.JournalError, match="moved or replaced"):
+        await first.close()
+
+
+async def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first = SQLiteJournal(path)
+    await first.open()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp_path / "j.db-lock")
+    await _locked_out(path)
+    await first.close()
+
+
+async def test_a_reader_of_the_same_file_outlives_the_writer(tmp_path: Path) -> None:
+    # The writer's lock descriptor stays open while a reader of this process
+    # uses the file (closing it would drop SQLite's own locks of the process).
+    path = tmp_path / "j.db"
+    writer = SQLiteJournal(path)
+    await writer.open()
+    reader = SQLiteJournal(tmp_path / "." / "j.db", readonly=True)
+    await reader.open()
+    await fill(writer, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0), entry(0)])
+    await writer.close()
+    assert [e.offset for e in (await reader.read_stream("r", "k")).entries] == [0]
+    again = SQLiteJournal(path)
+    await again.open()
+    await fill(again, [entry(1)])
+    assert [e.offset for e in (await reader.read_stream("r", "k")).entries] == [0, 1]
+    await again.close()
+    await reader.close()
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"), [("delete", "deleted"), ("replace", "replaced by another file")]
+)
+async def test_a_journal_deleted_while_written_fails_the_journal(
+    tmp_path: Path, how: str, reason: str
+) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    if how == "delete":
+        path.unlink()
+    else:
+        (tmp_path / "other").write_bytes(b"")
+        os.replace(tmp_path / "other", path)
+    with pytest.raises(af.JournalError, match=reason):  # noqa: PT012
+        for i in range(100):  # the file is checked every few commits
+            await fill(journal, [entry(i)])
+    with pytest.raises(af.JournalError, match=reason):
+        await journal.close()
+
+
+async def test_a_journal_deleted_just_before_close_fails_the_close(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    path.unlink()
+    with pytest.raises(af.JournalError, match="deleted"):
+        await journal.close()
+
+
 def _script(body: str) -> list[str]:
     prelude = "import sys, anyio\nfrom actorflow._journals._sqlite import SQLiteJournal\n"
     return [sys.executable, "-c", prelude + textwrap.dedent(body)]
@@ -271,6 +364,13 @@ async def test_second_writer_in_another_process_is_locked_out(tmp_path: Path) ->
         """
     )
     result = await anyio.run_process([*probe, str(path)])
+    assert result.stdout.decode().startswith("locked:")
+    with contextlib.suppress(FileNotFoundError):  # the lock is the file's, whatever its name
+        os.unlink(tmp_path / "j.db-lock")
+    result = await anyio.run_process([*probe, str(path)])
+    assert result.stdout.decode().startswith("locked:")
+    os.link(path, tmp_path / "link.db")
+    result = await anyio.run_process([*probe, str(tmp_path / "link.db")])
     assert result.stdout.decode().startswith("locked:")
     await journal.close()
     result = await anyio.run_process([*probe, str(path)])

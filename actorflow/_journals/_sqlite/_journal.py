@@ -28,7 +28,7 @@ from ...records import Record, RunFinished
 from . import _queries
 from ._batch import Batch, BatchWriter
 from ._errors import map_sqlite_errors
-from ._lock import WriterLock
+from ._lock import JournalFile
 from ._readers import Follower, Readers
 from ._schema import SCHEMA_VERSION, check_header, prepare
 from ._tails import Tails
@@ -142,7 +142,7 @@ class SQLiteJournal:
     # Invariant: written by on_fail holding the writer's lock (any thread);
     # read by the loop thread for messages, after the watch reported the failure.
     _writer_error: BaseException | None = attrs.field(default=None, init=False, repr=False)
-    _lock: WriterLock | None = attrs.field(default=None, init=False, repr=False)
+    _file: JournalFile | None = attrs.field(default=None, init=False, repr=False)
     # Invariant: immutable between open and close; its pool has its own lock.
     _readers: Readers | None = attrs.field(default=None, init=False, repr=False)
     _follower: Follower | None = attrs.field(default=None, init=False, repr=False)
@@ -183,6 +183,7 @@ class SQLiteJournal:
             batch_writer = await anyio.to_thread.run_sync(self._open_writer)
         self._pending, self._flush_scheduled = [], False
         self._tails = Tails()
+        assert self._file is not None  # _open_writer set it
         self._writer = Writer(
             batch_writer,
             self.synchronous,
@@ -191,6 +192,7 @@ class SQLiteJournal:
             self._counters,
             self._tails.committed,
             self._writer_failed,
+            self._file.check,
         )
         self._writer.start(self.path)
         self._open = self._accepting = True
@@ -213,7 +215,7 @@ class SQLiteJournal:
                 if self._pending:
                     batch, self._pending = self._pending, []
                     writer.hand_off(batch)
-                await anyio.to_thread.run_sync(writer.stop, True)
+                await anyio.to_thread.run_sync(writer.stop)
                 if self._writer_error is None:
                     self._watch.advance(self._ticket)
             await anyio.to_thread.run_sync(self._release)
@@ -223,12 +225,16 @@ class SQLiteJournal:
 
     def _open_writer(self) -> BatchWriter:
         real = os.path.realpath(self.path)
-        # Check before creating the lock file, so a foreign file gets no side file.
-        check_header(self.path, real)
-        lock = WriterLock(self.path, real)
-        lock.acquire()
+        file = JournalFile.open(self.path, real, create=True)
+        if file is None:
+            raise JournalError(
+                f"cannot create {self.path!r}; check that its directory exists and is writable"
+            )
         try:
-            exists = check_header(self.path, real)
+            # Checked before locking, so a foreign file is refused as such.
+            check_header(self.path, file.header())
+            file.lock()
+            exists = check_header(self.path, file.header())
             with map_sqlite_errors(f"cannot open {self.path!r}"):
                 conn = sqlite3.connect(real, isolation_level=None, check_same_thread=False)
             try:
@@ -239,34 +245,42 @@ class SQLiteJournal:
                 conn.close()
                 raise
         except BaseException:
-            lock.release()
+            file.close()
             raise
-        self._lock = lock
+        self._file = file
         self._schema_version = SCHEMA_VERSION
         self._readers = Readers.of(self.path, real)
         return writer
 
     def _open_readonly(self) -> None:
         real = os.path.realpath(self.path)
-        if not check_header(self.path, real):
-            raise JournalError(
-                f"no journal at {self.path!r}; check the path, or open it without "
-                "readonly=True to create one"
-            )
-        readers = Readers.of(self.path, real)
-        self._follower = Follower.open(readers)
+        file = JournalFile.open(self.path, real, create=False)
+        try:
+            if file is None or not check_header(self.path, file.header()):
+                raise JournalError(
+                    f"no journal at {self.path!r}; check the path, or open it without "
+                    "readonly=True to create one"
+                )
+            readers = Readers.of(self.path, real)
+            self._follower = Follower.open(readers)
+        except BaseException:
+            if file is not None:
+                file.close()
+            raise
+        self._file = file
         self._schema_version = self._follower.schema_version
         self._readers = readers
 
     def _release(self) -> None:
+        # The file last: its descriptor may only close once no connection is left.
         if self._readers is not None:
             self._readers.close()
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.close()
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
     def _writer_failed(self, exc: BaseException) -> None:
         # Holding the writer's lock, in whichever thread saw the failure.

@@ -114,17 +114,8 @@ COMMIT;
 """
 
 
-def check_header(path: str, real: str) -> bool:
-    """Check the file at ``real`` without writing to it; False if it is missing or empty."""
-    try:
-        with open(real, "rb") as f:
-            header = f.read(100)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise JournalError(
-            f"cannot read {path!r} ({exc}); check the path and its permissions"
-        ) from exc
+def check_header(path: str, header: bytes) -> bool:
+    """Check the first 100 bytes of a file; False if it is empty (a journal to create)."""
     if not header:
         return False
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):

@@ -42,6 +42,10 @@ _INLINE_MAX = 64
 # WAL pages after which the checkpoint thread checkpoints (SQLite's own
 # automatic checkpoint is off, so that it never runs inside an inline commit).
 _CHECKPOINT_PAGES = 1000
+# Every this many commits (and at close) the writer checks that its file is
+# still at its path: a deleted journal would take every commit with it
+# silently. Two system calls, so not on every commit.
+_CHECK_FILE_EVERY = 32
 
 
 @attrs.define(eq=False)
@@ -75,6 +79,8 @@ class Writer:
     counters: Counters  # Invariant: see Counters
     on_commit: Callable[[Batch], None]  # Invariant: immutable; called in the loop thread
     on_fail: Callable[[BaseException], None]  # Invariant: immutable; called holding `lock`
+    # Raises JournalError if the file was deleted or replaced (see JournalFile.check).
+    check_file: Callable[[], None]  # Invariant: immutable; called holding `lock`
     # Serializes the writing connection between the loop thread (inline
     # commits), the writer thread and the checkpoint thread's last copy.
     lock: threading.Lock = attrs.field(factory=threading.Lock)
@@ -106,10 +112,12 @@ class Writer:
         )
         self.checkpointer.start()
 
-    def stop(self, clean: bool) -> None:
+    def stop(self) -> None:
         """Stop both threads and close the connection (blocking: run it in a worker thread).
 
-        Everything handed off before is committed first, unless the writer failed.
+        Everything handed off before is committed first, unless the writer
+        failed; a file deleted meanwhile fails the writer now, so ``close``
+        reports it.
         """
         self.handoffs.put(None)
         if self.thread is not None:
@@ -118,7 +126,13 @@ class Writer:
         if self.checkpointer is not None:
             self.checkpointer.join()
         with self.lock:
-            self.batch_writer.conn.close()
+            try:
+                if self.error is None:
+                    self.check_file()
+            except JournalError as exc:
+                self._fail(exc)
+            finally:
+                self.batch_writer.conn.close()
 
     # -- in the loop's thread --------------------------------------------------
 
@@ -171,8 +185,10 @@ class Writer:
 
     def _commit(self, batch: Batch) -> None:
         """Write ``batch`` in one transaction."""
-        self.batch_writer.write(batch)
         counters = self.counters
+        if not counters.commits % _CHECK_FILE_EVERY:
+            self.check_file()
+        self.batch_writer.write(batch)
         counters.records += len(batch)
         counters.commits += 1
         counters.largest_batch = max(counters.largest_batch, len(batch))
