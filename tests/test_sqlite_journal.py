@@ -277,6 +277,10 @@ async def test_a_renamed_journal_is_still_locked(tmp_path: Path) -> None:
     # A runtime opening the old path would start a journal of its own.
     with pytest.raises(af.JournalError, match="moved or replaced"):
         await first.close()
+    again = SQLiteJournal(tmp_path / "moved.db")  # the close checkpointed into it
+    await again.open()
+    assert await again.get_run("r") is not None
+    await again.close()
 
 
 async def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
@@ -338,6 +342,31 @@ async def test_a_journal_deleted_just_before_close_fails_the_close(tmp_path: Pat
     path.unlink()
     with pytest.raises(af.JournalError, match="deleted"):
         await journal.close()
+
+
+async def test_a_cleanly_closed_journal_is_one_self_contained_file(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    await fill(journal, every_kind("r1"))
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    await fill(journal, [entry(i) for i in range(500)])
+    reader = SQLiteJournal(tmp_path / "j.db", readonly=True)  # a reader does not hold it up
+    await reader.open()
+    assert await reader.get_run("r") is not None
+    await journal.close()
+    wal = tmp_path / "j.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "j.db").write_bytes((tmp_path / "j.db").read_bytes())  # the .db alone
+    copy = SQLiteJournal(tmp_path / "copy" / "j.db", readonly=True)
+    await copy.open()
+    assert [r.run_id for r in await copy.list_runs()] == ["r1", "r"]
+    assert len((await copy.read_stream("r", "k", 0, 1000)).entries) == 500
+    history = await copy.load_history("r1")
+    assert history is not None
+    assert history.info.status is af.RunStatus.FAILED
+    await copy.close()
+    await reader.close()
 
 
 def _script(body: str) -> list[str]:

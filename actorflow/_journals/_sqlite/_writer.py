@@ -116,8 +116,11 @@ class Writer:
         """Stop both threads and close the connection (blocking: run it in a worker thread).
 
         Everything handed off before is committed first, unless the writer
-        failed; a file deleted meanwhile fails the writer now, so ``close``
-        reports it.
+        failed. Then the whole WAL is copied into the file and truncated, so a
+        cleanly closed journal is one self-contained file (a copy of it alone
+        has everything). A file deleted or moved meanwhile fails the writer
+        now, so ``close`` reports it; the checkpoint comes first, so a moved
+        file still gets everything committed.
         """
         self.handoffs.put(None)
         if self.thread is not None:
@@ -128,6 +131,8 @@ class Writer:
         with self.lock:
             try:
                 if self.error is None:
+                    with map_sqlite_errors(f"cannot checkpoint {self.batch_writer.path!r}"):
+                        self.batch_writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     self.check_file()
             except JournalError as exc:
                 self._fail(exc)
