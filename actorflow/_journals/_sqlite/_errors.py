@@ -10,7 +10,7 @@ import msgspec
 
 from ..._exceptions import JournalError
 
-__all__ = ("DAMAGED", "PERMISSIONS", "map_sqlite_errors")
+__all__ = ("DAMAGED", "PERMISSIONS", "Damaged", "map_sqlite_errors")
 
 PERMISSIONS = "check the file and its permissions"
 DAMAGED = (
@@ -18,9 +18,13 @@ DAMAGED = (
 )
 
 
+class Damaged(Exception):
+    """A row that no actorflow writes (its message names the run and the row)."""
+
+
 @contextlib.contextmanager
 def map_sqlite_errors(what: str, hint: str = PERMISSIONS) -> Iterator[None]:
-    """Turn an ``sqlite3.Error`` (or a record that does not decode) into a JournalError.
+    """Turn an ``sqlite3.Error`` (or a damaged row) into a JournalError.
 
     The message says ``what`` failed, SQLite's reason, then ``hint`` (what to do).
     Every place the journal talks to SQLite goes through here, so no driver
@@ -28,5 +32,5 @@ def map_sqlite_errors(what: str, hint: str = PERMISSIONS) -> Iterator[None]:
     """
     try:
         yield
-    except (sqlite3.Error, msgspec.DecodeError) as exc:
+    except (sqlite3.Error, msgspec.DecodeError, Damaged) as exc:
         raise JournalError(f"{what} ({exc}); {hint}") from exc

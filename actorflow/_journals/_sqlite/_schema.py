@@ -52,10 +52,13 @@ TERMINAL_SQL = ", ".join(f"'{s.value}'" for s in RunStatus if s.is_terminal)
 RUN_COLUMNS = "run_id, workflow, status, started_at, finished_at, input, output, error"
 LAST_RECORD = "SELECT last_record FROM runs WHERE run_id = ?"
 # A run's records (seq, prev, body), walking its chain back from the record ``?``.
+# Every ``prev`` is smaller than its ``seq``; the walk relies on it to end even
+# in a damaged file whose chain loops.
 CHAIN = (
     "WITH RECURSIVE chain(seq, prev, body) AS ("
     "SELECT seq, prev, body FROM records WHERE seq = ? "
-    "UNION ALL SELECT r.seq, r.prev, r.body FROM records AS r JOIN chain ON r.seq = chain.prev)"
+    "UNION ALL SELECT r.seq, r.prev, r.body FROM records AS r "
+    "JOIN chain ON r.seq = chain.prev AND r.seq < chain.seq)"
 )
 
 _SCHEMA = f"""
