@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,3 +198,36 @@ def test_the_cli_reports_a_damaged_journal_in_one_line(
     assert code == 1, err
     assert err.count("\n") == 1, err
     assert "run 'r'" in err, err
+
+
+async def test_a_stream_longer_than_its_entries_ends_for_a_reader(db: Path) -> None:
+    with edit(db) as conn:
+        conn.execute("UPDATE streams SET length = length + 1")
+    journal = await _reader(db)
+    try:
+        with anyio.fail_after(5):
+            page = await journal.read_stream("r", "out")
+            assert [e.value for e in page.entries] == ["hi"]
+            page = await journal.read_stream("r", "out", 1)
+            assert page.closed
+    finally:
+        await journal.close()
+    async with af.Runtime(db) as rt:
+        with anyio.fail_after(5):
+            assert [v async for v in rt.read_stream("r", "out")] == ["hi"]
+            assert [v async for v in rt.read_stream("r", "log")] == ["begin"]
+
+
+def test_logs_tail_of_a_damaged_stream_of_a_finished_run_ends(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with edit(db) as conn:
+        conn.execute("UPDATE streams SET length = length + 1")
+    codes: list[int] = []
+    tail = threading.Thread(
+        target=lambda: codes.append(cli_main(["logs", "--db", str(db), "r", "--tail"])), daemon=True
+    )
+    tail.start()
+    tail.join(10)  # the CLI runs its own event loop: bounded from outside
+    assert not tail.is_alive(), "logs --tail kept waiting for an entry that never comes"
+    assert codes == [0], capsys.readouterr().err

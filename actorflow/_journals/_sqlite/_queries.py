@@ -102,7 +102,12 @@ def read_stream(
     ):
         raise Damaged(f"stream {key!r} of run {run_id!r} has a damaged entry from {from_offset}")
     closed = bool(closed) or _is_terminal(conn, run_id)
-    return StreamPage(entries, closed and from_offset + n >= length), closed
+    # Once it can grow no more, a stream ends after its last stored entry, even
+    # if its stored length says more: a reader must not wait for an entry that
+    # cannot come.
+    # (With intact rows, and from_offset >= 0, the two tests agree.)
+    final = from_offset + n >= length or (n < limit and from_offset >= 0)
+    return StreamPage(entries, closed and final), closed
 
 
 def list_streams(conn: sqlite3.Connection, run_id: str) -> list[StreamInfo]:
