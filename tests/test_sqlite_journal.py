@@ -894,3 +894,50 @@ async def test_a_followed_stream_is_read_from_memory_with_no_query(
     assert reader.read_stream_nowait("r", "k", 0) is None  # only the writing journal has tails
     await reader.close()
     await journal.close()
+
+
+async def test_a_value_over_the_size_limit_is_refused_at_append(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db", max_value_bytes=1000)
+    await journal.open()
+    limit = sqlite3.connect(":memory:").getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+    assert 0 < SQLiteJournal(tmp_path / "x.db").value_limit < limit
+    assert journal.value_limit == 1000
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    big = StreamWrite("r", key="k", offset=0, value=b"\xc4" * 1001, step_id="s", attempt=1)
+    with pytest.raises(af.EncodeError, match=r"stream 'k' of run 'r' is 1,001 bytes.* 1,000 bytes"):
+        journal.append(big)
+    with pytest.raises(af.EncodeError, match="output of the step at position 0"):
+        journal.append(StepCompleted("r", position=0, attempt=1, output=b"\xc4" * 2000, at=1.0))
+    await fill(journal, [entry(0)])  # nothing was queued; the journal goes on
+    assert journal.statistics().appends == 2
+    await journal.close()
+    again = SQLiteJournal(tmp_path / "j.db")
+    await again.open()
+    assert [e.offset for e in (await again.read_stream("r", "k")).entries] == [0]
+    await again.close()
+
+
+@af.step
+async def write_big(ctx: af.StepContext, size: int) -> int:
+    await ctx.write_stream("out", b"x" * size)
+    return size
+
+
+@af.workflow
+async def big_writer(ctx: af.WorkflowContext, size: int) -> int:
+    return await ctx.step(write_big, size)
+
+
+async def test_a_step_writing_a_value_over_the_limit_fails_and_other_runs_finish(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    async with af.Runtime(SQLiteJournal(path, max_value_bytes=10_000)) as rt:
+        big = await rt.start(big_writer, 20_000, run_id="big")
+        small = await rt.start(big_writer, 10, run_id="small")
+        with pytest.raises(af.RunFailed, match="20,00"):
+            await big.result()
+        assert await small.result() == 10
+    async with af.Runtime(path) as rt:  # reopens, recovering nothing
+        assert (await rt.get_run("big")).status is af.RunStatus.FAILED
+        assert (await rt.get_run("small")).status is af.RunStatus.COMPLETED

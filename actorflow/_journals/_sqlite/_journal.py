@@ -24,10 +24,11 @@ import attrs
 from ..._eventloop import CallSoon, current_call_here, current_call_soon
 from ..._exceptions import JournalError, ValidationError
 from ...abc import CommitWatch, RunHistory, RunInfo, RunStatus, StreamInfo, StreamPage
-from ...records import Record, RunFinished
+from ...records import Record, RunFinished, StreamWrite
 from . import _queries
 from ._batch import Batch, BatchWriter
 from ._errors import map_sqlite_errors
+from ._limits import HEADROOM, check_size, value_limit
 from ._lock import JournalFile
 from ._readers import Follower, Readers
 from ._schema import SCHEMA_VERSION, check_header, prepare
@@ -52,6 +53,11 @@ def _fspath(path: str | os.PathLike[str]) -> str:
 def _check_synchronous(_: object, __: object, value: str) -> None:
     if value not in ("normal", "full"):
         raise ValidationError(f'synchronous={value!r} is not supported; use "normal" or "full"')
+
+
+def _check_max_value_bytes(_: object, __: object, value: int | None) -> None:
+    if value is not None and (type(value) is not int or value < 1):
+        raise ValidationError(f"max_value_bytes={value!r} is not a positive int; pass one, or None")
 
 
 def _check_status(status: str) -> None:
@@ -110,9 +116,13 @@ class SQLiteJournal:
         readonly: read only: no writer lock, ``append`` raises, and
             ``wait_for_commit`` follows the commits of the runtime writing the
             file from another process.
+        max_value_bytes: refuse values (stream entries, outputs, inputs,
+            messages) over this many encoded bytes; by default, what SQLite
+            takes (see :attr:`value_limit`).
 
     Raises:
-        ValidationError: ``synchronous`` is neither ``"normal"`` nor ``"full"``.
+        ValidationError: ``synchronous`` is neither ``"normal"`` nor ``"full"``,
+            or ``max_value_bytes`` is not a positive int.
     """
 
     # Invariant: the three arguments are immutable after construction.
@@ -121,6 +131,9 @@ class SQLiteJournal:
         default="normal", kw_only=True, validator=_check_synchronous
     )
     readonly: bool = attrs.field(default=False, kw_only=True)
+    max_value_bytes: int | None = attrs.field(
+        default=None, kw_only=True, repr=False, validator=_check_max_value_bytes
+    )
 
     # Invariant: every field below is the loop thread's, except where it says
     # otherwise; open() and close() build and tear them down in worker threads
@@ -147,8 +160,19 @@ class SQLiteJournal:
     _readers: Readers | None = attrs.field(default=None, init=False, repr=False)
     _follower: Follower | None = attrs.field(default=None, init=False, repr=False)
     _schema_version: int = attrs.field(default=0, init=False, repr=False)
+    _value_limit: int = attrs.field(default=10**9 - HEADROOM, init=False, repr=False)
 
     # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def value_limit(self) -> int:
+        """The most bytes one encoded value may have: SQLite's limit less some room.
+
+        ``append`` refuses a record with a bigger value (``EncodeError``), so
+        the step or call that wrote it fails and the journal goes on. Known
+        once the journal is open (SQLite's default limit before).
+        """
+        return self._value_limit
 
     @property
     def committed(self) -> int:
@@ -240,6 +264,7 @@ class SQLiteJournal:
             try:
                 with map_sqlite_errors(f"cannot set up {self.path!r}"):
                     prepare(conn, self.path, exists, self.synchronous)
+                    self._value_limit = value_limit(conn, self.max_value_bytes)
                     writer = BatchWriter(conn, real, self.synchronous)
             except BaseException:
                 conn.close()
@@ -295,11 +320,19 @@ class SQLiteJournal:
         Raises:
             JournalError: the journal is closed or readonly, or its writer failed.
             ValidationError: a RunFinished record carries an unknown status.
+            EncodeError: a value of ``record`` is over :attr:`value_limit`
+                (nothing is queued; the journal stays writable).
         """
         if not self._accepting:
             raise self._refusal()
-        if type(record) is RunFinished:
-            _check_status(record.status)
+        kind = type(record)
+        if kind is StreamWrite:  # the hot path: one length to check
+            if len(record.value) > self._value_limit:  # type: ignore[union-attr]
+                check_size(record, self._value_limit, self.path)
+        else:
+            if kind is RunFinished:
+                _check_status(record.status)  # type: ignore[union-attr]
+            check_size(record, self._value_limit, self.path)
         self._ticket = ticket = self._ticket + 1
         self._pending.append((ticket, record))
         if not self._flush_scheduled:

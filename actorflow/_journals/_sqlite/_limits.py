@@ -1,0 +1,95 @@
+"""The size of the values a journal takes: SQLite's limit, checked when a record is appended.
+
+SQLite refuses a string or blob over ``SQLITE_LIMIT_LENGTH`` (1e9 bytes by
+default). Found by the writer, that failure would fail the whole journal
+after ``append`` had returned, and recovery would write the value again at
+every reopen; checked at ``append``, it fails only the call that wrote it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..._exceptions import EncodeError
+from ...records import (
+    ErrorInfo,
+    EventSet,
+    MessageSent,
+    Record,
+    RunFinished,
+    RunStarted,
+    StepAttemptFailed,
+    StepCheckpoint,
+    StepCompleted,
+    StepGaveUp,
+    StreamWrite,
+)
+
+__all__ = ("HEADROOM", "check_size", "value_limit")
+
+HEADROOM = 1 << 20
+"""Room left under SQLite's limit for the rest of a record stored with a value."""
+
+
+def value_limit(conn: sqlite3.Connection, wanted: int | None) -> int:
+    """The largest value (in bytes) the journal on ``conn`` takes: ``wanted`` at most."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) - HEADROOM
+    return limit if wanted is None else min(limit, wanted)
+
+
+def _error(error: ErrorInfo | None) -> int:
+    if error is None:
+        return 0
+    return len(error.type) + len(error.message) + len(error.traceback)
+
+
+def _size(record: Record) -> int:
+    """The bytes of what ``record`` carries that can be big."""
+    match record:
+        case StreamWrite() | StepCheckpoint() | MessageSent() | EventSet():
+            return len(record.value)
+        case StepCompleted():
+            return len(record.output)
+        case RunStarted():
+            return len(record.input)
+        case RunFinished():
+            return len(record.output or b"") + _error(record.error)
+        case StepAttemptFailed() | StepGaveUp():
+            return _error(record.error)
+        case _:
+            return 0
+
+
+def _name(record: Record) -> str:
+    match record:
+        case StreamWrite():
+            return f"the value written to stream {record.key!r}"
+        case StepCompleted() | StepCheckpoint():
+            what = "output" if isinstance(record, StepCompleted) else "checkpoint"
+            return f"the {what} of the step at position {record.position}"
+        case MessageSent():
+            return f"the message sent on topic {record.topic!r}"
+        case EventSet():
+            return f"the value of event {record.key!r}"
+        case RunStarted():
+            return "the input"
+        case RunFinished():
+            return "the output"
+        case _:
+            return "the error"
+
+
+def check_size(record: Record, limit: int, journal: str) -> None:
+    """Raise EncodeError if what ``record`` carries is over ``limit`` bytes."""
+    n = _size(record)
+    if n > limit:
+        raise too_big(f"{_name(record)} of run {record.run_id!r}", n, limit, journal)
+
+
+def too_big(what: str, n: int, limit: int, journal: str) -> EncodeError:
+    """The error for a value of ``n`` bytes over ``limit``."""
+    return EncodeError(
+        f"{what} is {n:,} bytes encoded, over the {limit:,} bytes a value may have in "
+        f"the journal {journal!r}; write smaller values (split them, or keep big data "
+        "elsewhere and journal a reference to it)"
+    )
