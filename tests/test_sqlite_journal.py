@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -941,3 +942,67 @@ async def test_a_step_writing_a_value_over_the_limit_fails_and_other_runs_finish
     async with af.Runtime(path) as rt:  # reopens, recovering nothing
         assert (await rt.get_run("big")).status is af.RunStatus.FAILED
         assert (await rt.get_run("small")).status is af.RunStatus.COMPLETED
+
+
+def _tail_bytes(journal: SQLiteJournal) -> int:
+    tails = journal._tails
+    held = sum(len(w.value) for t in tails.streams.values() for w in t.entries)
+    assert tails.nbytes == held == sum(t.nbytes for t in tails.streams.values())
+    return held
+
+
+def _write(run_id: str, offset: int, size: int) -> StreamWrite:
+    value = msgspec.msgpack.encode(b"x" * size)
+    return StreamWrite(run_id, "k", offset, value, step_id="s", attempt=1)
+
+
+async def test_the_tails_of_finished_runs_are_released_once_read(tmp_path: Path) -> None:
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    runs = [f"r{i}" for i in range(4)]
+    await fill(journal, [RunStarted(r, workflow="wf", input=b"\xc0", at=0.0) for r in runs])
+    for run_id in runs:
+        assert journal.read_stream_nowait(run_id, "k") is None  # a follower begins
+    for offset in range(20):
+        await fill(journal, [_write(r, offset, 64 << 10) for r in runs])
+    assert _tail_bytes(journal) > 4 * 20 * (64 << 10)
+    await fill(journal, [RunFinished(r, status="COMPLETED", at=1.0, output=b"\xc0") for r in runs])
+    for run_id in runs:  # each follower reads to the end, then leaves
+        page = journal.read_stream_nowait(run_id, "k", 0, 1000)
+        assert page is not None
+        assert (len(page.entries), page.closed) == (20, True)
+    assert _tail_bytes(journal) == 0
+    assert not journal._tails.streams
+    await journal.close()
+
+
+async def test_the_tails_are_bounded_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actorflow._journals._sqlite import _tails
+
+    monkeypatch.setattr(_tails, "_TAIL_BYTES", 100_000)
+    monkeypatch.setattr(_tails, "_TAILS_BYTES", 250_000)
+    journal = SQLiteJournal(tmp_path / "j.db")
+    await journal.open()
+    runs = [f"r{i}" for i in range(4)]
+    await fill(journal, [RunStarted(r, workflow="wf", input=b"\xc0", at=0.0) for r in runs])
+    for run_id in runs:
+        assert journal.read_stream_nowait(run_id, "k") is None  # followers, who then leave
+    for offset in range(50):
+        await fill(journal, [_write(r, offset, 10_000) for r in runs])
+        assert _tail_bytes(journal) <= 250_000
+        assert all(t.nbytes <= 100_000 for t in journal._tails.streams.values())
+    await fill(journal, [_write("r0", 50, 300_000)])  # bigger than a tail keeps
+    assert _tail_bytes(journal) <= 250_000
+    for run_id in runs:  # whatever memory kept, a reader gets every entry
+        offset = 0
+        while True:
+            page = journal.read_stream_nowait(run_id, "k", offset)
+            if page is None:
+                page = await journal.read_stream(run_id, "k", offset)
+            offset += len(page.entries)
+            if not page.entries:
+                break
+        assert offset == (51 if run_id == "r0" else 50)
+    await journal.close()
