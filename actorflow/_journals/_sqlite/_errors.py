@@ -32,5 +32,7 @@ def map_sqlite_errors(what: str, hint: str = PERMISSIONS) -> Iterator[None]:
     """
     try:
         yield
-    except (sqlite3.Error, msgspec.DecodeError, Damaged) as exc:
-        raise JournalError(f"{what} ({exc}); {hint}") from exc
+    except (sqlite3.Error, msgspec.DecodeError, UnicodeDecodeError, Damaged) as exc:
+        # One line: SQLite quotes a damaged schema's SQL, newlines and all.
+        reason = " ".join(str(exc).split())
+        raise JournalError(f"{what} ({reason}); {hint}") from exc

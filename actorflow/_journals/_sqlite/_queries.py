@@ -24,6 +24,13 @@ __all__ = ("get_run", "list_runs", "list_streams", "load_history", "read_stream"
 _error_decoder = msgspec.msgpack.Decoder(ErrorInfo)
 _STATUSES = {s.value: s for s in RunStatus}
 _NUMBER = (int, float)
+# UNIX times within this of 1970 (about 30,000 years): a bigger one, NaN or an
+# infinity is damage, and would break whoever formats it.
+_MAX_TIME = 1e12
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, _NUMBER) and -_MAX_TIME < value < _MAX_TIME
 
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
@@ -153,7 +160,7 @@ def _run_info(row: tuple[Any, ...]) -> RunInfo:
         ("started_at", started_at, False),
         ("finished_at", finished_at, True),
     ):
-        if not (isinstance(value, _NUMBER) or (optional and value is None)):
+        if not (_is_time(value) or (optional and value is None)):
             raise Damaged(f"run {run_id!r} has {name} {value!r}, not a time")
     for name, value, optional in (("input", input_, False), ("output", output, True)):
         if not (type(value) is bytes or (optional and value is None)):
