@@ -28,7 +28,7 @@ from ...records import Record, RunFinished, StreamWrite
 from . import _queries
 from ._batch import Batch, BatchWriter
 from ._errors import map_sqlite_errors
-from ._limits import HEADROOM, check_size, value_limit
+from ._limits import HEADROOM, SIZES, check_size, value_limit
 from ._lock import JournalFile
 from ._readers import Follower, Readers
 from ._schema import SCHEMA_VERSION, check_header, prepare
@@ -332,7 +332,9 @@ class SQLiteJournal:
         else:
             if kind is RunFinished:
                 _check_status(record.status)  # type: ignore[union-attr]
-            check_size(record, self._value_limit, self.path)
+            size = SIZES.get(kind)
+            if size is not None and size(record) > self._value_limit:
+                check_size(record, self._value_limit, self.path)
         self._ticket = ticket = self._ticket + 1
         self._pending.append((ticket, record))
         if not self._flush_scheduled:

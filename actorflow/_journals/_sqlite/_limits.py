@@ -9,6 +9,8 @@ every reopen; checked at ``append``, it fails only the call that wrote it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 from ..._exceptions import EncodeError
 from ...records import (
@@ -25,7 +27,7 @@ from ...records import (
     StreamWrite,
 )
 
-__all__ = ("HEADROOM", "check_size", "value_limit")
+__all__ = ("HEADROOM", "SIZES", "check_size", "value_limit")
 
 HEADROOM = 1 << 20
 """Room left under SQLite's limit for the rest of a record stored with a value."""
@@ -43,21 +45,35 @@ def _error(error: ErrorInfo | None) -> int:
     return len(error.type) + len(error.message) + len(error.traceback)
 
 
-def _size(record: Record) -> int:
-    """The bytes of what ``record`` carries that can be big."""
-    match record:
-        case StreamWrite() | StepCheckpoint() | MessageSent() | EventSet():
-            return len(record.value)
-        case StepCompleted():
-            return len(record.output)
-        case RunStarted():
-            return len(record.input)
-        case RunFinished():
-            return len(record.output or b"") + _error(record.error)
-        case StepAttemptFailed() | StepGaveUp():
-            return _error(record.error)
-        case _:
-            return 0
+def _value(record: Any) -> int:
+    return len(record.value)
+
+
+def _output(record: Any) -> int:
+    return len(record.output or b"") + _error(getattr(record, "error", None))
+
+
+def _input(record: Any) -> int:
+    return len(record.input)
+
+
+def _error_of(record: Any) -> int:
+    return _error(record.error)
+
+
+# The kinds of record that carry something that can be big, and its size:
+# one dict lookup per append, as the records without are the most frequent.
+SIZES: dict[type, Callable[[Any], int]] = {
+    StreamWrite: _value,
+    StepCheckpoint: _value,
+    MessageSent: _value,
+    EventSet: _value,
+    StepCompleted: _output,
+    RunFinished: _output,
+    RunStarted: _input,
+    StepAttemptFailed: _error_of,
+    StepGaveUp: _error_of,
+}
 
 
 def _name(record: Record) -> str:
@@ -81,7 +97,8 @@ def _name(record: Record) -> str:
 
 def check_size(record: Record, limit: int, journal: str) -> None:
     """Raise EncodeError if what ``record`` carries is over ``limit`` bytes."""
-    n = _size(record)
+    size = SIZES.get(type(record))
+    n = 0 if size is None else size(record)
     if n > limit:
         raise too_big(f"{_name(record)} of run {record.run_id!r}", n, limit, journal)
 
