@@ -1006,3 +1006,20 @@ async def test_the_tails_are_bounded_in_bytes(
                 break
         assert offset == (51 if run_id == "r0" else 50)
     await journal.close()
+
+
+async def test_without_posix_locks_a_journal_opens_only_readonly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.db"
+    journal = SQLiteJournal(path)
+    await journal.open()
+    await fill(journal, [RunStarted("r", workflow="wf", input=b"\xc0", at=0.0)])
+    await journal.close()
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: import fails
+    with pytest.raises(af.JournalError, match=r"POSIX file locks.*readonly=True"):
+        await SQLiteJournal(path).open()
+    reader = SQLiteJournal(path, readonly=True)
+    await reader.open()
+    assert await reader.get_run("r") is not None
+    await reader.close()

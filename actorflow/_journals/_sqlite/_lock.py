@@ -63,7 +63,9 @@ class JournalFile:
     @classmethod
     def open(cls, path: str, real: str, *, create: bool) -> JournalFile | None:
         """Pin the file at ``real`` (creating it if ``create``); None if it is missing."""
-        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+        if create:
+            flags |= os.O_CREAT
         try:
             fd = os.open(real, flags, 0o644)
         except FileNotFoundError:
@@ -92,7 +94,12 @@ class JournalFile:
     def header(self) -> bytes:
         """The first 100 bytes of the file (fewer if it is shorter)."""
         try:
-            return os.pread(self.fd, _HEADER_BYTES, 0)
+            pread = getattr(os, "pread", None)
+            if pread is not None:
+                return pread(self.fd, _HEADER_BYTES, 0)  # type: ignore[no-any-return]
+            with _PINS_GUARD:  # the descriptor's offset is shared: seek and read at once
+                os.lseek(self.fd, 0, os.SEEK_SET)
+                return os.read(self.fd, _HEADER_BYTES)
         except OSError as exc:
             raise JournalError(
                 f"cannot read {self.path!r} ({exc}); check the path and its permissions"
