@@ -100,10 +100,10 @@ def check_size(record: Record, limit: int, journal: str) -> None:
     size = SIZES.get(type(record))
     n = 0 if size is None else size(record)
     if n > limit:
-        raise too_big(f"{_name(record)} of run {record.run_id!r}", n, limit, journal)
+        raise _too_big(f"{_name(record)} of run {record.run_id!r}", n, limit, journal)
 
 
-def too_big(what: str, n: int, limit: int, journal: str) -> EncodeError:
+def _too_big(what: str, n: int, limit: int, journal: str) -> EncodeError:
     """The error for a value of ``n`` bytes over ``limit``."""
     return EncodeError(
         f"{what} is {n:,} bytes encoded, over the {limit:,} bytes a value may have in "
