@@ -1023,3 +1023,33 @@ async def test_without_posix_locks_a_journal_opens_only_readonly(
     await reader.open()
     assert await reader.get_run("r") is not None
     await reader.close()
+
+
+@af.step
+async def big_output(ctx: af.StepContext, size: int) -> bytes:
+    return b"x" * size
+
+
+@af.workflow
+async def big_step_output(ctx: af.WorkflowContext, size: int) -> int:
+    return len(await ctx.step(big_output, size))
+
+
+@af.workflow
+async def big_run_output(ctx: af.WorkflowContext, size: int) -> bytes:
+    return b"y" * size
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="integrator: treat EncodeError from appending StepCompleted/RunFinished "
+    "as the attempt's or the run's failure",
+)
+@pytest.mark.parametrize("wf", [big_step_output, big_run_output])
+async def test_an_output_over_the_limit_fails_the_run_not_the_runtime(
+    tmp_path: Path, wf: Any
+) -> None:
+    async with af.Runtime(SQLiteJournal(tmp_path / "j.db", max_value_bytes=1000)) as rt:
+        with anyio.fail_after(10), pytest.raises(af.RunFailed, match="1,000 bytes"):
+            await rt.run(wf, 5000)
+        assert await rt.run(big_writer, 10) == 10  # the runtime goes on
