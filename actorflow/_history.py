@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from ._exceptions import JournalError
 from .abc import RunHistory
 from .records import (
     ErrorInfo,
@@ -92,7 +93,12 @@ class ReplayState:
 
 
 def fold(history: RunHistory | None) -> ReplayState:
-    """Fold the records of one run into a :class:`ReplayState`."""
+    """Fold the records of one run into a :class:`ReplayState`.
+
+    Raises:
+        JournalError: the records are not a history any runtime writes (a
+            damaged journal): a step record comes before the step started.
+    """
     state = ReplayState()
     if history is None:
         return state
@@ -111,20 +117,20 @@ def _apply(state: ReplayState, record: Record) -> None:
             )
         step.attempts.append(StepAttempt(record.attempt, record.at))
     elif isinstance(record, StepAttemptFailed):
-        step = state.steps[record.position]
+        step = _started(state, record)
         step.failures += 1
         if step.attempts:
             step.attempts[-1].finished_at = record.at
             step.attempts[-1].error = record.error
     elif isinstance(record, StepCheckpoint):
-        state.steps[record.position].checkpoint = record.value
+        _started(state, record).checkpoint = record.value
     elif isinstance(record, StepCompleted):
-        step = state.steps[record.position]
+        step = _started(state, record)
         step.output = record.output
         if step.attempts:
             step.attempts[-1].finished_at = record.at
     elif isinstance(record, StepGaveUp):
-        state.steps[record.position].gave_up = record.error
+        _started(state, record).gave_up = record.error
     elif isinstance(record, StreamWrite):
         if record.position is not None:
             state.body_ops[record.position] = BodyOp("write_stream", record.key)
@@ -147,3 +153,17 @@ def _apply(state: ReplayState, record: Record) -> None:
         state.events[record.key] = record.value
         if record.position is not None:
             state.body_ops[record.position] = BodyOp("set_event", record.key)
+
+
+def _started(
+    state: ReplayState, record: StepAttemptFailed | StepCheckpoint | StepCompleted | StepGaveUp
+) -> StepRecord:
+    """The step ``record`` is about, which a StepStarted record must have begun."""
+    step = state.steps.get(record.position)
+    if step is None:
+        raise JournalError(
+            f"the history of run {record.run_id!r} is damaged: its {type(record).__name__} "
+            f"record at position {record.position} follows no StepStarted; restore the "
+            "journal from a backup, or start the run again"
+        )
+    return step

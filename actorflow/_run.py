@@ -19,7 +19,7 @@ import msgspec
 
 from ._codec import _encoder, decode_value, encode_value, error_info
 from ._context import WorkflowContext
-from ._exceptions import NonDeterminism, StepFailed, StreamClosed, ValidationError
+from ._exceptions import EncodeError, NonDeterminism, StepFailed, StreamClosed, ValidationError
 from ._history import BodyOp, ReplayState
 from ._instrument import Hooks
 from ._registry import Step, Workflow
@@ -242,12 +242,14 @@ class RunActor:
             self.append(StreamClose(self.run_id, key=key))
             self._closed.add(key)
         self._ending = True
-        self.append(
-            RunFinished(
-                self.run_id, status=status.value, at=services.clock.time(), output=output,
-                error=error,
-            )
-        )  # fmt: skip
+        at = services.clock.time()
+        try:
+            self.append(RunFinished(self.run_id, status.value, at, output, error))
+        except EncodeError as exc:  # the output (or error) is over the journal's size limit
+            full = error_info(exc)
+            # Without the traceback: a journal with a small limit may refuse that too.
+            status, error = RunStatus.FAILED, ErrorInfo(full.type, full.message[:500])
+            self.append(RunFinished(self.run_id, status.value, at, None, error))
         await self.commit()
         services.ended(self)
         if services.hooks.run_finished is not None:

@@ -28,7 +28,8 @@ from ._instrument import hooks_of
 from ._journals import open_journal
 from ._live import Broker, Overflow, run_pattern
 from ._outcome import outcome, wait_event
-from ._registry import Workflow, lookup_workflow, registered_workflows
+from ._recovery import resumable_runs
+from ._registry import Workflow, lookup_workflow
 from ._run import CancelRun, Deliver, RunActor, RunServices
 from ._stream_reader import StreamReaders
 from ._validate import validate_key, validate_run_id
@@ -159,16 +160,8 @@ class Runtime:
             # A reader of a journal another runtime writes: that runtime holds
             # the runs; this one only reads.
             return
-        workflows = registered_workflows()
-        for status in (RunStatus.PENDING, RunStatus.RUNNING):
-            for info in await self.journal.list_runs(status):
-                wf = workflows.get(info.workflow)
-                if wf is not None and info.run_id not in self._actors:
-                    history = await self.journal.load_history(info.run_id)
-                    actor = RunActor(
-                        self._services, info.run_id, wf, info.input, fold(history), resumed=True
-                    )
-                    self._spawn(actor)
+        for actor in await resumable_runs(self._services, skip=self._actors.keys()):
+            self._spawn(actor)
 
     def _spawn(self, actor: RunActor) -> None:
         if self._tg is None:
