@@ -83,6 +83,7 @@ class ReplayState:
     timed_out: set[int] = attrs.field(factory=set)
     waits: dict[int, float] = attrs.field(factory=dict)
     events: dict[str, bytes] = attrs.field(factory=dict)
+    sent_keys: set[str] = attrs.field(factory=set)
 
     def describe(self, position: int) -> str | None:
         """What the journal recorded at ``position`` ("step 'fetch'"), or None."""
@@ -140,6 +141,8 @@ def _apply(state: ReplayState, record: Record) -> None:
             state.body_ops[record.position] = BodyOp("close_stream", record.key)
     elif isinstance(record, MessageSent):
         state.inbox.setdefault(record.topic, []).append(record.value)
+        if record.key is not None:
+            state.sent_keys.add(record.key)
     elif isinstance(record, MessageReceived):
         state.received[record.position] = (record.topic, record.index)
         state.body_ops[record.position] = BodyOp("recv", record.topic)

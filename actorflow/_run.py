@@ -57,6 +57,7 @@ class Deliver(msgspec.Struct, frozen=True, tag="deliver"):
 
     topic: str
     value: bytes
+    key: str | None = None
 
 
 RunMessage = CancelRun | Deliver
@@ -117,6 +118,7 @@ class RunActor:
     _inbox: dict[str, list[bytes]] = attrs.field(factory=dict, init=False)
     _consumed: dict[str, int] | None = attrs.field(default=None, init=False)
     _arrival: anyio.Event | None = attrs.field(default=None, init=False)
+    _keys: set[str] | None = attrs.field(default=None, init=False)  # of messages delivered
 
     def __attrs_post_init__(self) -> None:
         replay = self.replay
@@ -126,6 +128,8 @@ class RunActor:
             self._closed = set(replay.closed_streams)
         if replay.inbox:
             self._inbox = {topic: list(values) for topic, values in replay.inbox.items()}
+        if replay.sent_keys:
+            self._keys = set(replay.sent_keys)
 
     @property
     def workflow_name(self) -> str:
@@ -169,6 +173,10 @@ class RunActor:
             return False
         if isinstance(message, Deliver):
             self._inbox.setdefault(message.topic, []).append(message.value)
+            if message.key is not None:
+                if self._keys is None:
+                    self._keys = set()
+                self._keys.add(message.key)
             event, self._arrival = self._arrival, None
             if event is not None:
                 event.set()
@@ -177,6 +185,10 @@ class RunActor:
             if self._body_scope is not None:
                 self._body_scope.cancel()
         return True
+
+    def has_message(self, key: str) -> bool:
+        """Whether a message sent with idempotency key ``key`` was delivered to this run."""
+        return self._keys is not None and key in self._keys
 
     @property
     def ending(self) -> bool:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import aclosing, nullcontext
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
+import msgspec
 
 from ._clock import SystemClock
 from ._codec import encode_value
@@ -21,16 +20,16 @@ from ._exceptions import (
     RunNotFound,
     ValidationError,
 )
-from ._follow import follow
 from ._handle import RunHandle
 from ._history import fold
-from ._instrument import hooks_of
+from ._instrument import Hooks, hooks_of
 from ._journals import open_journal
-from ._live import Broker, Overflow, run_pattern
-from ._outcome import outcome, wait_event
+from ._live import Broker
+from ._reading import RunReading
 from ._recovery import resumable_runs
 from ._registry import Workflow, lookup_workflow
 from ._run import CancelRun, Deliver, RunActor, RunServices
+from ._sharing import Sharing, serve_requests
 from ._stream_reader import StreamReaders
 from ._validate import validate_key, validate_run_id
 from .abc import (
@@ -38,10 +37,7 @@ from .abc import (
     Instrument,
     Journal,
     LiveBroker,
-    LiveSubscription,
-    RunInfo,
-    RunStatus,
-    StreamEntry,
+    Request,
 )
 from .records import MessageSent, RunStarted, StreamClose
 from .records import RunFinished as RunFinishedRecord
@@ -56,7 +52,7 @@ def _not_open() -> ActorflowError:
 
 
 @attrs.define(eq=False, init=False)
-class Runtime:
+class Runtime(RunReading):
     """Runs workflows, journaling them; an async context manager that owns one task group.
 
     ``async with Runtime("runs.db") as rt`` opens the journal and resumes every
@@ -73,6 +69,12 @@ class Runtime:
             :class:`~actorflow.SystemClock`.
         instrument: hooks observing runs, steps, streams and commits
             (:class:`actorflow.abc.Instrument`); default: none.
+        execute: whether this runtime executes runs. A runtime that cannot
+            write the journal because another one does (a second worker of
+            a web server on one SQLite file) reads it, sends its starts,
+            messages and cancels to the writer, and takes the writer's place
+            when it goes away. With ``execute=False`` it is only a client: it
+            starts, signals, cancels and reads runs, and never executes one.
     """
 
     journal: Journal
@@ -88,6 +90,8 @@ class Runtime:
     _starts: int  # starts committed: a read of a run that misses one is read again
     _ends: int  # run ends committed here: a send that misses one reads again
     _stream_readers: StreamReaders
+    _hooks: Hooks
+    _sharing: Sharing
 
     def __init__(
         self,
@@ -96,32 +100,40 @@ class Runtime:
         broker: LiveBroker | None = None,
         clock: Clock | None = None,
         instrument: Instrument | None = None,
+        execute: bool = True,
     ) -> None:
-        self.journal = open_journal(journal)
         self.broker = Broker() if broker is None else broker
         self.clock = SystemClock() if clock is None else clock
-        self._services = RunServices(
-            self.journal, self.broker, self.clock, hooks_of(instrument), self._ended
-        )
+        self._hooks = hooks_of(instrument)
+        self._sharing = Sharing(execute, self._use)
+        self._use(open_journal(journal))
         self._tg = None
         self._tg_cm = None
         self._actors = {}
         self._starts = 0
         self._ends = 0
-        self._stream_readers = StreamReaders(self.journal)
+
+    def _use(self, journal: Journal) -> None:
+        """Make ``journal`` the one this runtime writes and reads from now on."""
+        self.journal = journal
+        self._services = RunServices(journal, self.broker, self.clock, self._hooks, self._ended)
+        self._stream_readers = StreamReaders(journal)
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
 
     async def __aenter__(self) -> Self:
-        await self.journal.open()
+        await self._sharing.open(self.journal)
         try:
             self._tg_cm = anyio.create_task_group()
             self._tg = await self._tg_cm.__aenter__()
             await self._tg.start(self.broker.run)
-            if self._services.hooks.committed is not None:
-                self._tg.start_soon(self._report_commits, self._services.hooks.committed)
-            await self._recover()
+            if self._hooks.committed is not None:
+                self._tg.start_soon(self._report_commits, self._hooks.committed)
+            if self._sharing.candidate is not None:
+                self._tg.start_soon(self._sharing.take_over, self._begin_writing)
+            elif not self.journal.readonly:
+                await self._begin_writing(None)
         except BaseException:
             await self._aclose()
             raise
@@ -148,6 +160,32 @@ class Runtime:
             self.broker.close()
             with anyio.CancelScope(shield=True):
                 await self.journal.close()
+                await self._sharing.close()
+
+    async def _begin_writing(self, follower: Journal | None) -> None:
+        """Resume the journal's unfinished runs, and serve other runtimes' requests."""
+        await self._recover()
+        requests = self.journal.requests
+        if requests is None or self._tg is None:
+            return
+        if follower is None:
+            follower = await self._sharing.open_reader(self.journal)
+        self._tg.start_soon(serve_requests, requests, follower, self._apply, self._tg)
+
+    async def _apply(self, request: Request) -> bytes | None:
+        """Apply another runtime's request; its outcome (None: done)."""
+        run_id = request.run_id
+        if request.kind == "start":
+            if run_id not in self._actors:
+                for actor in await resumable_runs(self._services, only=run_id):
+                    self._spawn(actor)
+        elif request.kind == "send":
+            assert request.body is not None
+            topic, data, key = msgspec.msgpack.decode(request.body)
+            await self._send(run_id, topic, data, key)
+        elif request.kind == "cancel":
+            await self.cancel(run_id)
+        return None
 
     async def _report_commits(self, hook: Any) -> None:
         committed = self.journal.committed
@@ -223,6 +261,14 @@ class Runtime:
                         f"{wf.name!r}; choose another run_id"
                     )
                 return RunHandle(self, run_id)
+        if self._sharing.requester is not None:  # another runtime writes: commit a PENDING run
+            existing = await self._sharing.requester.start(run_id, wf.name, self.clock.time(), data)
+            if existing != wf.name:
+                raise ValidationError(
+                    f"run {run_id!r} already exists with workflow {existing!r}, not "
+                    f"{wf.name!r}; choose another run_id"
+                )
+            return RunHandle(self, run_id)
         # Claim the id with no await since the check above, so that a concurrent start
         # of the same id finds it; the actor begins once the start record is committed.
         actor = RunActor(self._services, run_id, wf, data, fold(None))
@@ -252,85 +298,6 @@ class Runtime:
         """A handle on an existing run; its methods raise RunNotFound if there is none."""
         return RunHandle(self, run_id)
 
-    async def list_runs(self, status: RunStatus | str | None = None) -> list[RunInfo]:
-        """Runs in the journal, oldest first, optionally only those with ``status``."""
-        wanted = None if status is None else _status(status)
-        return await self.journal.list_runs(wanted)
-
-    async def get_run(self, run_id: str) -> RunInfo:
-        """The journal's view of one run.
-
-        Raises:
-            RunNotFound: no such run.
-        """
-        info = await self.journal.get_run(run_id)
-        if info is None:
-            raise RunNotFound(run_id)
-        return info
-
-    async def status(self, run_id: str) -> RunStatus:
-        """The committed status of run ``run_id``.
-
-        Raises:
-            RunNotFound: no such run.
-        """
-        return (await self.get_run(run_id)).status
-
-    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
-        """Wait for run ``run_id`` to end and return its output.
-
-        Works for runs another process executes too: it follows the journal.
-
-        Args:
-            run_id: the run.
-            timeout: give up after this many seconds (``TimeoutError``).
-
-        Raises:
-            RunFailed: the workflow raised; carries its error type, message and traceback.
-            RunCancelled: the run was cancelled.
-            RunNotFound: no such run.
-            TimeoutError: the timeout passed first.
-            JournalError: the journal's record of the run's output is damaged.
-        """
-        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            info = await self._wait_finished(run_id)
-        return outcome(info)
-
-    async def wait(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
-        """Wait until run ``run_id`` has ended, however it ended; return its committed state.
-
-        Raises:
-            RunNotFound: no such run.
-            TimeoutError: ``timeout`` seconds passed first.
-        """
-        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            return await self._wait_finished(run_id)
-
-    async def _wait_finished(self, run_id: str) -> RunInfo:
-        while True:
-            actor = self._actors.get(run_id)
-            if actor is not None:
-                await actor.wait_finished()
-                info = await self.get_run(run_id)
-                if info.status.is_terminal:
-                    return info
-                if self._tg is None:
-                    raise ActorflowError(
-                        f"the runtime closed before run {run_id!r} finished; it resumes when "
-                        "a runtime opens the journal again"
-                    )
-                continue
-
-            async def look() -> RunInfo | None:
-                info = await self.get_run(run_id)
-                if info.status.is_terminal or run_id in self._actors:
-                    return info
-                return None
-
-            info = await follow(self.journal, look)
-            if info.status.is_terminal:
-                return info
-
     async def cancel(self, run_id: str) -> None:
         """Cancel run ``run_id`` and wait until it has ended CANCELLED (no-op if it ended).
 
@@ -345,6 +312,10 @@ class Runtime:
         if info.status.is_terminal or run_id in self._actors:
             if run_id in self._actors:
                 await self._wait_finished(run_id)
+            return
+        if self._sharing.requester is not None:
+            await self._sharing.requester.cancel(run_id)
+            await self._wait_finished(run_id)
             return
         for stream in await self.journal.list_streams(run_id):
             if not stream.closed:
@@ -363,81 +334,45 @@ class Runtime:
         actor = self._actors.get(run_id)
         return actor is not None and actor.tell(CancelRun())
 
-    # -- streams ---------------------------------------------------------------------
-
-    def subscribe(
-        self, pattern: str, *, buffer: int = 1024, overflow: Overflow = "drop_oldest"
-    ) -> LiveSubscription:
-        """Subscribe to live stream messages on subjects matching ``pattern`` (NATS style).
-
-        Raises:
-            ValidationError: bad pattern, buffer or overflow policy.
-        """
-        return self.broker.subscribe(pattern, buffer=buffer, overflow=overflow)
-
-    def subscribe_run(
-        self,
-        run_id: str,
-        step: str | None = None,
-        *,
-        buffer: int = 1024,
-        overflow: Overflow = "drop_oldest",
-    ) -> LiveSubscription:
-        """Subscribe to run ``run_id``'s live stream (one step's, or all), until the run ends.
-
-        A run that does not execute in this runtime (it ended, or another
-        process executes it) gives a subscription that is already finished.
-
-        Raises:
-            ValidationError: bad step id, buffer or overflow policy.
-        """
-        pattern = run_pattern(run_id, step)
-        sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
-        if run_id not in self._actors:
-            sub.finish()
-        return sub
-
-    async def read_stream(
-        self, run_id: str, key: str, *, from_offset: int = 0
-    ) -> AsyncIterator[object]:
-        """Yield the values of a durable stream from ``from_offset``: replay, then live.
-
-        Raises:
-            RunNotFound: no such run.
-            ValidationError: bad key or offset.
-        """
-        validate_key(key)
-        # aclosing: a reader that stops early closes the inner generator too (trio
-        # warns about async generators left to the garbage collector).
-        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
-            async for entry in entries:
-                yield entry.value
-
-    async def read_stream_entries(
-        self, run_id: str, key: str, *, from_offset: int = 0
-    ) -> AsyncIterator[StreamEntry]:
-        """Like :meth:`read_stream`, yielding :class:`~actorflow.StreamEntry` values."""
-        validate_key(key)
-        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
-            async for entry in entries:
-                yield entry
-
     # -- signals and events -------------------------------------------------------------
 
-    async def send(self, run_id: str, value: object, *, topic: str = "default") -> None:
+    async def send(
+        self, run_id: str, value: object, *, topic: str = "default", key: str | None = None
+    ) -> None:
         """Append ``value`` to the durable inbox of run ``run_id`` for ``topic``.
 
         Returns once the message is committed; the run's ``ctx.recv(topic)``
         receives it exactly once, even if it asks later or crashes meanwhile.
+        From a runtime that does not write the journal, it returns once the
+        writer has delivered it.
+
+        Args:
+            run_id: the run.
+            value: the message (msgspec-encodable).
+            topic: the inbox it goes to.
+            key: an idempotency key: a message sent to the same run with a key
+                already used is not sent again (a client retrying a send after
+                a crash delivers it once).
 
         Raises:
             RunNotFound: no such run.
             RunFinished: the run has ended, so nothing would ever receive it.
             EncodeError: ``value`` is not msgspec-encodable (nothing is written).
-            ValidationError: bad topic.
+            ValidationError: bad topic or key.
         """
         validate_key(topic, "topic")
+        if key is not None:
+            validate_key(key, "idempotency key")
         data = encode_value(value, f"the message sent to run {run_id!r}")
+        if self._sharing.requester is not None:
+            info = await self.get_run(run_id)
+            if info.status.is_terminal:
+                raise _finished(run_id, info.status.value)
+            await self._sharing.requester.send(run_id, topic, data, key)
+            return
+        await self._send(run_id, topic, data, key)
+
+    async def _send(self, run_id: str, topic: str, data: bytes, key: str | None) -> None:
         while True:
             actor = self._actors.get(run_id)
             if actor is not None:
@@ -454,24 +389,16 @@ class Runtime:
             # after its snapshot: then read again.
             if self._ends == ends and run_id not in self._actors:
                 break
-        ticket = self.journal.append(MessageSent(run_id, topic, data, self.clock.time()))
+        if key is not None:
+            if actor is not None:
+                if actor.has_message(key):
+                    return
+            elif key in fold(await self.journal.load_history(run_id)).sent_keys:
+                return
+        ticket = self.journal.append(MessageSent(run_id, topic, data, self.clock.time(), key))
         if actor is not None:
-            actor.tell(Deliver(topic, data))
+            actor.tell(Deliver(topic, data, key))
         await self.journal.wait_committed(ticket)
-
-    async def get_event(self, run_id: str, key: str, *, timeout: float | None = None) -> Any:
-        """Wait until run ``run_id`` sets event ``key`` and return its latest value.
-
-        Works for runs of another process too: it follows the journal's commits.
-
-        Raises:
-            RunNotFound: no such run.
-            RunFinished: the run ended without setting ``key``.
-            TimeoutError: ``timeout`` seconds passed first.
-        """
-        validate_key(key, "event key")
-        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
-            return await wait_event(self.journal, run_id, key)
 
 
 def _finished(run_id: str, status: str) -> RunFinished:
@@ -479,12 +406,3 @@ def _finished(run_id: str, status: str) -> RunFinished:
         f"run {run_id!r} is {status}, so no one would receive a message sent to it; start a "
         "new run instead"
     )
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(status.upper() if isinstance(status, str) else status)
-    except ValueError:
-        raise ValidationError(
-            f"unknown run status {status!r}; use one of {', '.join(s.value for s in RunStatus)}"
-        ) from None

@@ -19,16 +19,23 @@ This is the public module for people who extend actorflow rather than use it
 
 from __future__ import annotations
 
-import enum
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 import anyio
 import anyio.abc
-import attrs
 
-from ._exceptions import JournalError as _JournalError
 from ._live import Message, Overflow, SubscriptionStatistics
+from ._values import (
+    CommitWatch,
+    Request,
+    RunHistory,
+    RunInfo,
+    RunStatus,
+    StreamEntry,
+    StreamInfo,
+    StreamPage,
+)
 from .records import ErrorInfo, Record
 
 __all__ = (
@@ -43,6 +50,8 @@ __all__ = (
     "Message",
     "Overflow",
     "Record",
+    "Request",
+    "RequestQueue",
     "RunHistory",
     "RunInfo",
     "RunStatus",
@@ -51,106 +60,6 @@ __all__ = (
     "StreamPage",
     "SubscriptionStatistics",
 )
-
-
-class RunStatus(enum.StrEnum):
-    """Where a run is in its life. COMPLETED, FAILED and CANCELLED are terminal."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Whether the run has ended."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
-
-
-@attrs.frozen
-class RunInfo:
-    """What the journal knows of one run (committed state).
-
-    Attributes:
-        run_id: the run's id.
-        workflow: the registered name of its workflow.
-        status: its status.
-        started_at: when it was started (UNIX time).
-        finished_at: when it ended, or ``None``.
-        input: its input, msgpack-encoded.
-        output: its output, msgpack-encoded, once COMPLETED.
-        error: the workflow's exception, once FAILED.
-    """
-
-    run_id: str
-    workflow: str
-    status: RunStatus
-    started_at: float
-    finished_at: float | None = None
-    input: bytes = attrs.field(default=b"", repr=False)
-    output: bytes | None = attrs.field(default=None, repr=False)
-    error: ErrorInfo | None = None
-
-
-@attrs.frozen
-class StreamEntry:
-    """One committed entry of a durable stream.
-
-    Attributes:
-        offset: its 0-based offset in the stream.
-        value: the value as written (decoded from msgpack).
-        step_id: the step that wrote it (``"main"`` for the workflow body).
-        attempt: the attempt of that step that wrote it (1 for the body).
-    """
-
-    offset: int
-    value: object
-    step_id: str
-    attempt: int
-
-
-@attrs.frozen
-class StreamPage:
-    """A slice of a durable stream read in one committed snapshot.
-
-    Attributes:
-        entries: entries from the requested offset, in offset order.
-        closed: no entry will ever follow ``entries`` (the stream was closed, or
-            its run ended), as of the same snapshot.
-    """
-
-    entries: list[StreamEntry]
-    closed: bool
-
-
-@attrs.frozen
-class StreamInfo:
-    """A durable stream of a run: its key, how many entries it has, whether it is closed."""
-
-    key: str
-    length: int
-    closed: bool
-
-
-@attrs.frozen
-class RunHistory:
-    """Everything recovery needs to resume a run.
-
-    Attributes:
-        info: the run.
-        records: the run's records in log order, except stream writes made by
-            steps (``StreamWrite`` with ``position=None``), which only count
-            towards ``stream_lengths``.
-        stream_lengths: the committed length of each of the run's streams.
-    """
-
-    info: RunInfo
-    records: list[Record]
-    stream_lengths: dict[str, int]
 
 
 @runtime_checkable
@@ -176,6 +85,12 @@ class Journal(Protocol):
     straight to an actor of the process that called them; only the holder
     acts on them.
 
+    Several runtimes on one journal. A journal that one runtime at a time
+    writes may still be shared: ``reader()`` gives a twin over the same
+    storage that only reads, for a runtime that does not write (a client with
+    ``execute=False``, or a worker waiting to take over), and ``requests``
+    is how such a runtime asks the writer to start, signal or cancel a run.
+
     Declared capabilities (instead of probed with ``getattr``):
 
     - ``readonly``: the journal reads only (a follower of a journal another
@@ -190,6 +105,15 @@ class Journal(Protocol):
     @property
     def readonly(self) -> bool:
         """Whether this journal only reads (``append`` raises; nothing is resumed)."""
+        ...
+
+    @property
+    def requests(self) -> RequestQueue | None:
+        """How a runtime that does not write asks the writer; None if no other can."""
+        ...
+
+    def reader(self) -> Journal | None:
+        """A new, unopened twin that reads the same storage; None if it is private."""
         ...
 
     @property
@@ -255,69 +179,35 @@ class Journal(Protocol):
         ...
 
 
-@attrs.define(eq=False)
-class CommitWatch:
-    """The committed ticket, and a way to wait for it to move.
+@runtime_checkable
+class RequestQueue(Protocol):
+    """Requests from runtimes that do not write a journal to the one that does.
 
-    A backend calls :meth:`advance` once per committed batch, in the event
-    loop's thread, which wakes every waiter of that batch at once.
+    Every method commits (or reads committed state) before it returns.
     """
 
-    committed: int = 0
-    failure: BaseException | None = None
-    closed: bool = False
-    _event: anyio.Event | None = None
+    async def start(self, run_id: str, workflow: str, at: float, input: bytes) -> str:
+        """Commit a PENDING run and its start request; return the run's workflow.
 
-    def advance(self, ticket: int) -> None:
-        """Mark everything up to ``ticket`` committed and wake the waiters."""
-        if ticket > self.committed:
-            self.committed = ticket
-        self._wake()
+        If the run exists, nothing is written and its workflow is returned.
+        """
+        ...
 
-    def fail(self, exc: BaseException) -> None:
-        """The writer died: every waiter, present and future, gets a JournalError."""
-        self.failure = exc
-        self._wake()
+    async def submit(self, kind: str, run_id: str, body: bytes | None) -> int:
+        """Commit a ``send`` or ``cancel`` request; return its number."""
+        ...
 
-    def close(self) -> None:
-        """The journal closed: every waiter, present and future, gets a JournalError."""
-        self.closed = True
-        self._wake()
+    async def pending(self) -> list[Request]:
+        """The requests not yet done, oldest first (for the writer)."""
+        ...
 
-    def reopen(self) -> None:
-        """The journal opened again (a MemoryJournal can): waits work again."""
-        self.closed = False
+    async def finish(self, seq: int, outcome: bytes | None) -> None:
+        """Mark a request done: outcome None, or the msgpack of ``(error type, message)``."""
+        ...
 
-    def _wake(self) -> None:
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
-
-    def check(self) -> None:
-        """Raise JournalError if the writer has failed or the journal is closed."""
-        if self.failure is not None:
-            raise _JournalError(
-                f"the journal writer failed ({self.failure!r}); records after the last "
-                "commit were not written: fix the cause and open the journal again"
-            ) from self.failure
-        if self.closed:
-            raise _JournalError(
-                "the journal was closed (its runtime exited) while waiting for a commit; "
-                "read or wait inside the `async with Runtime(...)` block, or open it again"
-            )
-
-    async def wait_for(self, ticket: int) -> None:
-        """Wait until ``committed >= ticket``."""
-        while self.committed < ticket:
-            self.check()
-            if self._event is None:
-                self._event = anyio.Event()
-            await self._event.wait()
-
-    async def wait_after(self, after: int) -> int:
-        """Wait until ``committed > after`` and return it."""
-        await self.wait_for(after + 1)
-        return self.committed
+    async def outcome(self, seq: int) -> tuple[bool, bytes | None]:
+        """Whether a request is done, and its outcome; a done one is then forgotten."""
+        ...
 
 
 @runtime_checkable

@@ -137,11 +137,16 @@ class StreamClose(_Record, frozen=True, tag="stream_close"):
 
 
 class MessageSent(_Record, frozen=True, tag="message_sent"):
-    """``Runtime.send``: a message appended to the run's durable inbox for ``topic``."""
+    """``Runtime.send``: a message appended to the run's durable inbox for ``topic``.
+
+    ``key`` is the sender's idempotency key, if it gave one: a second send
+    with the same key to the same run is not journaled again.
+    """
 
     topic: str
     value: bytes
     at: float
+    key: str | None = None
 
 
 class MessageReceived(_Record, frozen=True, tag="message_received"):

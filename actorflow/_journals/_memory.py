@@ -49,6 +49,15 @@ class MemoryJournal:
         return False
 
     @property
+    def requests(self) -> None:
+        """None: only the runtime that holds a MemoryJournal can reach it."""
+        return None
+
+    def reader(self) -> None:
+        """None: a MemoryJournal's data is private to it."""
+        return None
+
+    @property
     def committed(self) -> int:
         """The ticket of the last committed record."""
         return self._watch.committed

@@ -172,7 +172,10 @@ class BatchWriter:
         lengths: dict[int, int] = {}  # stream id -> its new length (offsets are contiguous)
         closes: list[tuple[int]] = []
         encode = record_encoder.encode
-        conn.execute("BEGIN")
+        # IMMEDIATE: the write lock first, so that a snapshot taken by a read
+        # below can never be outdated by another connection's commit (a runtime
+        # of another process committing a request) before this one writes.
+        conn.execute("BEGIN IMMEDIATE")
         last_run, last_key, sid = "", "", 0
         for _, record in batch:
             if type(record) is StreamWrite:

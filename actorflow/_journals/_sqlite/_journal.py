@@ -31,6 +31,7 @@ from ._errors import map_sqlite_errors
 from ._limits import HEADROOM, SIZES, check_size, value_limit
 from ._lock import JournalFile
 from ._readers import Follower, Readers
+from ._requests import Requests
 from ._schema import SCHEMA_VERSION, check_header, prepare
 from ._tails import Tails
 from ._writer import Counters, Writer
@@ -160,6 +161,7 @@ class SQLiteJournal:
     _readers: Readers | None = attrs.field(default=None, init=False, repr=False)
     _follower: Follower | None = attrs.field(default=None, init=False, repr=False)
     _schema_version: int = attrs.field(default=0, init=False, repr=False)
+    _requests: Requests | None = attrs.field(default=None, init=False, repr=False)
     _value_limit: int = attrs.field(default=10**9 - HEADROOM, init=False, repr=False)
 
     # -- lifecycle -----------------------------------------------------------
@@ -173,6 +175,17 @@ class SQLiteJournal:
         once the journal is open (SQLite's default limit before).
         """
         return self._value_limit
+
+    @property
+    def requests(self) -> Requests:
+        """Requests to the runtime writing the file (``actorflow.abc.RequestQueue``)."""
+        if self._requests is None:
+            self._requests = Requests(self.path)
+        return self._requests
+
+    def reader(self) -> SQLiteJournal:
+        """A new, unopened journal that reads this file (``readonly=True``)."""
+        return SQLiteJournal(self.path, synchronous=self.synchronous, readonly=True)
 
     @property
     def committed(self) -> int:
@@ -243,6 +256,9 @@ class SQLiteJournal:
                 if self._writer_error is None:
                     self._watch.advance(self._ticket)
             await anyio.to_thread.run_sync(self._release)
+            requests, self._requests = self._requests, None
+            if requests is not None:
+                await anyio.to_thread.run_sync(requests.close)
         self._watch.close()
         if self._writer_error is not None:
             self._watch.fail(self._writer_error)

@@ -1,0 +1,199 @@
+"""Reading runs: their state, outcomes, events, and streams (the read half of the runtime).
+
+:class:`RunReading` is the part of :class:`~actorflow.Runtime` that only
+reads the journal and waits on it, so it works the same in a runtime that
+writes the journal and in one that only reads it (``execute=False``). The
+runtime inherits it; the attributes below are the runtime's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing, nullcontext
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+
+from ._exceptions import ActorflowError, RunNotFound, ValidationError
+from ._follow import follow
+from ._live import Overflow, run_pattern
+from ._outcome import outcome, wait_event
+from ._stream_reader import StreamReaders
+from ._validate import validate_key
+from .abc import Journal, LiveBroker, LiveSubscription, RunInfo, RunStatus, StreamEntry
+
+if TYPE_CHECKING:
+    from ._run import RunActor
+
+__all__ = ("RunReading",)
+
+
+class RunReading:
+    """The operations of a runtime that read the journal (see the module docs)."""
+
+    journal: Journal
+    broker: LiveBroker
+    # Invariant: as the runtime says (loop thread only).
+    _actors: dict[str, RunActor]
+    _stream_readers: StreamReaders
+    _tg: anyio.abc.TaskGroup | None
+
+    async def list_runs(self, status: RunStatus | str | None = None) -> list[RunInfo]:
+        """Runs in the journal, oldest first, optionally only those with ``status``."""
+        wanted = None if status is None else _status(status)
+        return await self.journal.list_runs(wanted)
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        """The journal's view of one run.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        info = await self.journal.get_run(run_id)
+        if info is None:
+            raise RunNotFound(run_id)
+        return info
+
+    async def status(self, run_id: str) -> RunStatus:
+        """The committed status of run ``run_id``.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        return (await self.get_run(run_id)).status
+
+    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Wait for run ``run_id`` to end and return its output.
+
+        Works for runs another process executes too: it follows the journal.
+
+        Args:
+            run_id: the run.
+            timeout: give up after this many seconds (``TimeoutError``).
+
+        Raises:
+            RunFailed: the workflow raised; carries its error type, message and traceback.
+            RunCancelled: the run was cancelled.
+            RunNotFound: no such run.
+            TimeoutError: the timeout passed first.
+            JournalError: the journal's record of the run's output is damaged.
+        """
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            info = await self._wait_finished(run_id)
+        return outcome(info)
+
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
+        """Wait until run ``run_id`` has ended, however it ended; return its committed state.
+
+        Raises:
+            RunNotFound: no such run.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            return await self._wait_finished(run_id)
+
+    async def _wait_finished(self, run_id: str) -> RunInfo:
+        while True:
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                await actor.wait_finished()
+                info = await self.get_run(run_id)
+                if info.status.is_terminal:
+                    return info
+                if self._tg is None:
+                    raise ActorflowError(
+                        f"the runtime closed before run {run_id!r} finished; it resumes when "
+                        "a runtime opens the journal again"
+                    )
+                continue
+
+            async def look() -> RunInfo | None:
+                info = await self.get_run(run_id)
+                if info.status.is_terminal or run_id in self._actors:
+                    return info
+                return None
+
+            info = await follow(self.journal, look)
+            if info.status.is_terminal:
+                return info
+
+    def subscribe(
+        self, pattern: str, *, buffer: int = 1024, overflow: Overflow = "drop_oldest"
+    ) -> LiveSubscription:
+        """Subscribe to live stream messages on subjects matching ``pattern`` (NATS style).
+
+        Raises:
+            ValidationError: bad pattern, buffer or overflow policy.
+        """
+        return self.broker.subscribe(pattern, buffer=buffer, overflow=overflow)
+
+    def subscribe_run(
+        self,
+        run_id: str,
+        step: str | None = None,
+        *,
+        buffer: int = 1024,
+        overflow: Overflow = "drop_oldest",
+    ) -> LiveSubscription:
+        """Subscribe to run ``run_id``'s live stream (one step's, or all), until the run ends.
+
+        A run that does not execute in this runtime (it ended, or another
+        process executes it) gives a subscription that is already finished.
+
+        Raises:
+            ValidationError: bad step id, buffer or overflow policy.
+        """
+        pattern = run_pattern(run_id, step)
+        sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
+        if run_id not in self._actors:
+            sub.finish()
+        return sub
+
+    async def read_stream(
+        self, run_id: str, key: str, *, from_offset: int = 0
+    ) -> AsyncIterator[object]:
+        """Yield the values of a durable stream from ``from_offset``: replay, then live.
+
+        Raises:
+            RunNotFound: no such run.
+            ValidationError: bad key or offset.
+        """
+        validate_key(key)
+        # aclosing: a reader that stops early closes the inner generator too (trio
+        # warns about async generators left to the garbage collector).
+        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
+            async for entry in entries:
+                yield entry.value
+
+    async def read_stream_entries(
+        self, run_id: str, key: str, *, from_offset: int = 0
+    ) -> AsyncIterator[StreamEntry]:
+        """Like :meth:`read_stream`, yielding :class:`~actorflow.StreamEntry` values."""
+        validate_key(key)
+        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
+            async for entry in entries:
+                yield entry
+
+    async def get_event(self, run_id: str, key: str, *, timeout: float | None = None) -> Any:
+        """Wait until run ``run_id`` sets event ``key`` and return its latest value.
+
+        Works for runs of another process too: it follows the journal's commits.
+
+        Raises:
+            RunNotFound: no such run.
+            RunFinished: the run ended without setting ``key``.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        validate_key(key, "event key")
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            return await wait_event(self.journal, run_id, key)
+
+
+def _status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(status.upper() if isinstance(status, str) else status)
+    except ValueError:
+        raise ValidationError(
+            f"unknown run status {status!r}; use one of {', '.join(s.value for s in RunStatus)}"
+        ) from None
