@@ -27,7 +27,7 @@ from ._journals import open_journal
 from ._live import Broker
 from ._reading import RunReading
 from ._recovery import resumable_runs
-from ._registry import Workflow, lookup_workflow
+from ._registry import Workflow, lookup_workflow, validate_name
 from ._run import CancelRun, Deliver, RunActor, RunServices
 from ._sharing import Sharing, serve_requests
 from ._stream_reader import StreamReaders
@@ -234,6 +234,14 @@ class Runtime(RunReading):
             ValidationError: a bad ``run_id``, or one that exists with another workflow.
             WorkflowNotFound: no workflow is registered under that name.
         """
+        requester = self._sharing.requester
+        if requester is not None and isinstance(workflow, str):
+            # A client starts a workflow by name that only the writer may know.
+            name = validate_name(workflow, "workflow name")
+            data = encode_value(input, f"the input of workflow {name!r}")
+            run_id = uuid.uuid4().hex if run_id is None else validate_run_id(run_id)
+            existing = await requester.start(run_id, name, self.clock.time(), data)
+            return self._started(run_id, name, existing)
         wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
         if not isinstance(wf, Workflow):
             raise ValidationError(f"start() takes an @af.workflow function, not {workflow!r}")
@@ -253,22 +261,12 @@ class Runtime(RunReading):
                 active = self._actors.get(run_id)
                 if active is not None or info is not None or self._starts == starts:
                     break
-            existing = active.workflow.name if active else (info.workflow if info else None)
-            if existing is not None:
-                if existing != wf.name:
-                    raise ValidationError(
-                        f"run {run_id!r} already exists with workflow {existing!r}, not "
-                        f"{wf.name!r}; choose another run_id"
-                    )
-                return RunHandle(self, run_id)
-        if self._sharing.requester is not None:  # another runtime writes: commit a PENDING run
-            existing = await self._sharing.requester.start(run_id, wf.name, self.clock.time(), data)
-            if existing != wf.name:
-                raise ValidationError(
-                    f"run {run_id!r} already exists with workflow {existing!r}, not "
-                    f"{wf.name!r}; choose another run_id"
-                )
-            return RunHandle(self, run_id)
+            known = active.workflow.name if active else (info.workflow if info else None)
+            if known is not None:
+                return self._started(run_id, wf.name, known)
+        if requester is not None:  # another runtime writes: commit a PENDING run
+            known = await requester.start(run_id, wf.name, self.clock.time(), data)
+            return self._started(run_id, wf.name, known)
         # Claim the id with no await since the check above, so that a concurrent start
         # of the same id finds it; the actor begins once the start record is committed.
         actor = RunActor(self._services, run_id, wf, data, fold(None))
@@ -285,6 +283,14 @@ class Runtime(RunReading):
             raise
         self._starts += 1
         self._tg.start_soon(actor.run, name=f"actorflow run {run_id}")
+        return RunHandle(self, run_id)
+
+    def _started(self, run_id: str, name: str, existing: str) -> RunHandle[Any]:
+        if existing != name:
+            raise ValidationError(
+                f"run {run_id!r} already exists with workflow {existing!r}, not {name!r}; "
+                "choose another run_id"
+            )
         return RunHandle(self, run_id)
 
     async def run(
