@@ -75,6 +75,8 @@ async def _cancel_unfinished_demos(db: str) -> list[str]:
     cancelled = []
     try:
         async with Runtime(db) as rt:
+            if rt.journal.readonly:  # another runtime writes it (this one would wait)
+                raise JournalLocked(db)
             for status in (RunStatus.PENDING, RunStatus.RUNNING):
                 for info in await rt.list_runs(status):
                     if info.workflow == WORKFLOW:

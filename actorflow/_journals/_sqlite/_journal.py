@@ -38,12 +38,6 @@ from ._writer import Counters, Writer
 
 __all__ = ("SQLiteJournal", "SQLiteJournalStatistics")
 
-# A readonly journal polls ``PRAGMA data_version`` for commits of another process:
-# every millisecond right after one, backing off to _POLL_MAX while none comes, so
-# a busy writer is followed closely and an idle one costs ~1% of a core.
-_POLL_MIN = 0.001
-_POLL_MAX = 0.010
-
 _T = TypeVar("_T")
 
 
@@ -212,7 +206,7 @@ class SQLiteJournal:
         # Shielded: a cancelled open must not leave the file locked by nobody.
         with anyio.CancelScope(shield=True):
             if self.readonly:
-                await anyio.to_thread.run_sync(self._open_readonly)
+                await anyio.to_thread.run_sync(self._open_readonly, current_call_soon())
                 self._open = True
                 return
             call_soon = current_call_soon()
@@ -294,7 +288,7 @@ class SQLiteJournal:
         self._readers = Readers.of(self.path, real)
         return writer
 
-    def _open_readonly(self) -> None:
+    def _open_readonly(self, call_soon: CallSoon) -> None:
         real = os.path.realpath(self.path)
         file = JournalFile.open(self.path, real, create=False)
         try:
@@ -305,6 +299,7 @@ class SQLiteJournal:
                 )
             readers = Readers.of(self.path, real)
             self._follower = Follower.open(readers)
+            self._follower.start_watch(real, call_soon)
         except BaseException:
             if file is not None:
                 file.close()
@@ -319,6 +314,7 @@ class SQLiteJournal:
             self._readers.close()
         follower, self._follower = self._follower, None
         if follower is not None:
+            follower.stop_watch()
             follower.close()
         file, self._file = self._file, None
         if file is not None:
@@ -410,24 +406,20 @@ class SQLiteJournal:
         """Return the new ``committed`` once it exceeds ``after``.
 
         With ``readonly=True`` this notices commits made by another process
-        (by watching SQLite's ``data_version``), polling every millisecond at
-        first and backing off to every 10 ms while nothing is committed.
+        (SQLite's ``data_version``), woken by writes to the journal's files
+        where the platform reports them (inotify), else polling.
 
         Raises:
             JournalError: the writer failed.
         """
         if not self.readonly:
             return await self._watch.wait_after(after)
-        interval = _POLL_MIN
         while self._watch.committed <= after:
             follower = self._follower
             if follower is None:
                 raise self._refusal()
-            if follower.poll():
-                self._watch.advance(self._watch.committed + 1)
-                break
-            await anyio.sleep(interval)
-            interval = min(interval * 2, _POLL_MAX)
+            await follower.changed()
+            self._watch.advance(self._watch.committed + 1)
         return self._watch.committed
 
     def statistics(self) -> SQLiteJournalStatistics:

@@ -8,10 +8,13 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+import anyio
 import attrs
 
+from ..._eventloop import CallSoon
 from ._errors import DAMAGED, map_sqlite_errors
 from ._schema import check_pragmas
+from ._watch import FileWatch
 
 __all__ = ("Follower", "Readers")
 
@@ -77,18 +80,78 @@ class Readers:
             conn.close()
 
 
+# How a follower waits for a commit of another process. With a file watch, a
+# write to the journal's files wakes it; since SQLite publishes a commit just
+# after writing its WAL, it then asks again after each of these delays before
+# it waits for the next write, and asks anyway every _WATCHED_MAX, in case a
+# write went unreported. Without a watch it polls, every _POLL_MIN right
+# after a commit, backing off to _POLL_MAX while none comes.
+_AFTER_WAKE = (0.0005, 0.001, 0.002, 0.004, 0.008)
+_WATCHED_MAX = 0.25
+_POLL_MIN = 0.001
+_POLL_MAX = 0.010
+
+
 @attrs.define(eq=False)
 class Follower:
     """How a readonly journal notices commits of another process: SQLite's ``data_version``.
 
     Invariant: loop thread only, after ``open`` (which builds it in a worker
-    thread while the loop awaits).
+    thread while the loop awaits); ``watch`` runs its own thread, which only
+    calls ``call_soon``.
     """
 
     path: str
     conn: sqlite3.Connection
     data_version: int = 0
     schema_version: int = 0
+    watch: FileWatch | None = None
+    # Incremented, and _woken set, each time the watch reports a write.
+    _writes: int = 0
+    _woken: anyio.Event | None = None
+
+    def start_watch(self, real: str, call_soon: CallSoon) -> None:
+        """Watch the journal's files for writes, if the platform can (else it polls)."""
+        watch = FileWatch.of([real + "-wal", real], lambda: call_soon(self._written))
+        if watch.start():
+            self.watch = watch
+
+    def _written(self) -> None:
+        self._writes += 1
+        woken, self._woken = self._woken, None
+        if woken is not None:
+            woken.set()
+
+    async def changed(self) -> None:
+        """Return once another connection has committed (since the last ``poll``)."""
+        if self.watch is None:
+            interval = _POLL_MIN
+            while not self.poll():
+                await anyio.sleep(interval)
+                interval = min(interval * 2, _POLL_MAX)
+            return
+        after_wake = len(_AFTER_WAKE)
+        while True:
+            writes = self._writes
+            if self.poll():
+                return
+            if self._writes != writes:
+                after_wake = 0
+            elif after_wake < len(_AFTER_WAKE):
+                await anyio.sleep(_AFTER_WAKE[after_wake])
+                after_wake += 1
+            else:
+                if self._woken is None:
+                    self._woken = anyio.Event()
+                with anyio.move_on_after(_WATCHED_MAX):
+                    await self._woken.wait()
+                after_wake = 0
+
+    def stop_watch(self) -> None:
+        """Stop watching (in a worker thread: it joins the watch's thread)."""
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            watch.stop()
 
     @classmethod
     def open(cls, readers: Readers) -> Follower:
