@@ -202,7 +202,7 @@ async def serve_requests(
     started: set[int] = set()  # cancels in flight
 
     async def cancel(request: Request) -> None:
-        await requests.finish(request.seq, await _applied(apply, request))
+        await requests.finish([(request.seq, await _applied(apply, request))])
         started.discard(request.seq)
 
     async def look() -> list[Request] | None:
@@ -210,12 +210,15 @@ async def serve_requests(
         return pending or None
 
     while True:
+        outcomes = []
         for request in await follow(follower, look):
             if request.kind == "cancel":
                 started.add(request.seq)
                 task_group.start_soon(cancel, request)
             else:
-                await requests.finish(request.seq, await _applied(apply, request))
+                outcomes.append((request.seq, await _applied(apply, request)))
+        if outcomes:
+            await requests.finish(outcomes)
 
 
 async def _applied(apply: Callable[[Request], Awaitable[bytes | None]], request: Request) -> Any:

@@ -201,8 +201,11 @@ class RequestQueue(Protocol):
         """The requests not yet done, oldest first (for the writer)."""
         ...
 
-    async def finish(self, seq: int, outcome: bytes | None) -> None:
-        """Mark a request done: outcome None, or the msgpack of ``(error type, message)``."""
+    async def finish(self, outcomes: list[tuple[int, bytes | None]]) -> None:
+        """Mark requests done, in one commit: ``(seq, outcome)`` pairs.
+
+        An outcome is None (done), or the msgpack of ``(error type, message)``.
+        """
         ...
 
     async def outcome(self, seq: int) -> tuple[bool, bytes | None]:

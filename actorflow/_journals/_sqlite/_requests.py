@@ -73,6 +73,9 @@ class RequestBox:
             conn = sqlite3.connect(real, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                # As the journal's default: in WAL mode a crash of the process
+                # loses nothing committed; a power loss may lose the last commits.
+                conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(_CREATE)
             except BaseException:
                 conn.close()
@@ -118,12 +121,20 @@ class RequestBox:
             ).fetchall()
         return [Request(seq, kind, run_id, body) for seq, kind, run_id, body in rows]
 
-    def finish(self, seq: int, outcome: bytes | None) -> None:
-        """Mark request ``seq`` done, with its outcome (None: it succeeded)."""
+    def finish(self, outcomes: list[tuple[int, bytes | None]]) -> None:
+        """Mark requests done, each with its outcome (None: it succeeded), in one commit."""
         with self.guard, map_sqlite_errors(f"cannot answer a request in {self.path!r}"):
-            self.conn.execute(
-                "UPDATE requests SET done = 1, outcome = ? WHERE seq = ?", (outcome, seq)
-            )
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE requests SET done = 1, outcome = ? WHERE seq = ?",
+                    [(outcome, seq) for seq, outcome in outcomes],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def outcome(self, seq: int) -> tuple[bool, bytes | None]:
         """Whether request ``seq`` is done, and its outcome; a done one is deleted."""
@@ -178,10 +189,10 @@ class Requests:
         box = await self._get()
         return await anyio.to_thread.run_sync(box.pending)
 
-    async def finish(self, seq: int, outcome: bytes | None) -> None:
+    async def finish(self, outcomes: list[tuple[int, bytes | None]]) -> None:
         """See :meth:`actorflow.abc.RequestQueue.finish`."""
         box = await self._get()
-        await anyio.to_thread.run_sync(box.finish, seq, outcome)
+        await anyio.to_thread.run_sync(box.finish, outcomes)
 
     async def outcome(self, seq: int) -> tuple[bool, bytes | None]:
         """See :meth:`actorflow.abc.RequestQueue.outcome`."""
