@@ -1,6 +1,6 @@
 """Stream runs to browsers and HTTP clients as Server-Sent Events (SSE).
 
-Needs the ``web`` extra (``pip install 'actorflow[web]'``: Starlette, plus
+Needs the ``web`` extra (``pip install '.[web]'`` in a checkout: Starlette, plus
 uvicorn to serve). Two entry points:
 
 - :func:`app` builds an ASGI application over a :class:`~actorflow.Runtime`,
@@ -66,7 +66,8 @@ try:
     import starlette  # noqa: F401 - checked first, for a clear error
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "actorflow.web needs Starlette; install the web extra: pip install 'actorflow[web]'"
+        "actorflow.web needs Starlette; install the web extra: pip install '.[web]' in an "
+        "actorflow checkout, or pip install 'actorflow[web] @ git+<clone URL>'"
     ) from exc
 
 from ._app import app
