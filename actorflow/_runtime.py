@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing, nullcontext
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -47,6 +47,7 @@ from .records import RunFinished as RunFinishedRecord
 
 __all__ = ("Runtime",)
 
+I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
 
 
@@ -186,6 +187,19 @@ class Runtime:
 
     # -- starting and finding runs --------------------------------------------------
 
+    @overload
+    async def start(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]: ...
+
     async def start(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
     ) -> RunHandle[O]:
@@ -247,6 +261,15 @@ class Runtime:
         self._starts += 1
         self._tg.start_soon(actor.run, name=f"actorflow run {run_id}")
         return RunHandle(self, run_id)
+
+    @overload
+    async def run(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> O: ...
+    @overload
+    async def run(self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None) -> O: ...
+    @overload
+    async def run(self, workflow: str, input: Any = None, *, run_id: str | None = None) -> Any: ...
 
     async def run(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
