@@ -113,6 +113,11 @@ class Runtime:
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the runtime is open (inside ``async with``, or between open and close)."""
+        return self._tg is not None
+
     async def __aenter__(self) -> Self:
         await self.journal.open()
         try:

@@ -18,8 +18,8 @@ EXPECTED = {
     "approval.py": "result:  published: Announcing actorflow 0.1",
 }
 #: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
-#: real browser, by tests/test_web_browser.py).
-SERVERS = {"web_chat.py"}
+#: real browser, by tests/test_web_browser.py), and by tests/test_web_fastapi.py.
+SERVERS = {"web_chat.py", "fastapi_chat.py"}
 
 
 @pytest.mark.slow

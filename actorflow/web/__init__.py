@@ -34,6 +34,9 @@ uvicorn to serve). Two entry points:
 
 - :func:`sse` turns any async iterator (durable entries, live messages, or
   your own values) into a streaming SSE response for your own routes.
+- :func:`lifespan` opens a runtime when a FastAPI or Starlette app starts and
+  closes it when it stops, so the runtime can be made, and :func:`app`
+  mounted, at import time.
 
 Every value is encoded as JSON with msgspec. The journal stores msgpack,
 which holds a few values JSON cannot (a dict with tuple keys, an extension
@@ -72,7 +75,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._app import app
 from ._guard import bearer_token
-from ._http import Forbidden, Unauthorized
+from ._http import Forbidden, RuntimeNotOpen, Unauthorized
+from ._lifespan import lifespan
 from ._serve import serve
 from ._sse import Event, EventStreamResponse, encode_event, sse
 
@@ -80,10 +84,12 @@ __all__ = (
     "Event",
     "EventStreamResponse",
     "Forbidden",
+    "RuntimeNotOpen",
     "Unauthorized",
     "app",
     "bearer_token",
     "encode_event",
+    "lifespan",
     "serve",
     "sse",
 )
