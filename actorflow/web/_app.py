@@ -21,6 +21,7 @@ from .._codec import decode_value
 from .._exceptions import ActorflowError, ValidationError, WorkflowNotFound
 from .._live import run_pattern
 from .._registry import Workflow
+from .._restarts import StreamRestart
 from .._validate import validate_key
 from ..abc import LiveSubscription, RunInfo, StreamEntry
 from ._guard import Auth, Guard, _normalize_hosts, _normalize_origins
@@ -121,8 +122,10 @@ class _Api:
         return self._stream(self._durable_events(run_id, key, offset))
 
     async def _durable_events(self, run_id: str, key: str, offset: int) -> AsyncIterator[object]:
-        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset)
-        async with aclosing(cast("AsyncGenerator[StreamEntry, None]", entries)) as it:
+        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset, restarts=True)
+        async with aclosing(
+            cast("AsyncGenerator[StreamEntry | StreamRestart, None]", entries)
+        ) as it:
             async for entry in it:
                 yield entry
         yield await self._end(run_id)

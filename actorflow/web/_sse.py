@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from .._exceptions import ActorflowError, EncodeError, RunNotFound, ValidationError
 from .._live import Message
+from .._restarts import StreamRestart
 from ..abc import StreamEntry
 
 if TYPE_CHECKING:
@@ -74,6 +75,17 @@ def encode_event(item: object) -> bytes:
             fields["error"] = _unencodable(exc, f"stream entry {item.offset}")
             return b"id: %d\nevent: entry-error\ndata: %s\n\n" % (item.offset, _data(fields))
         return b"id: %d\ndata: %s\n\n" % (item.offset, data)
+    if isinstance(item, StreamRestart):
+        # No id: the browser's Last-Event-ID stays the last entry's, so a
+        # reconnect resumes after it and is told of this restart again if the
+        # entry it precedes was not received (applying it twice changes nothing).
+        restart = {
+            "step_id": item.step_id,
+            "attempt": item.attempt,
+            "offset": item.offset,
+            "from_offset": item.from_offset,
+        }
+        return b"event: restart\ndata: %s\n\n" % _data(restart)
     if isinstance(item, Message):
         message: dict[str, object] = {
             "subject": item.subject,
@@ -306,7 +318,10 @@ def sse(
 
     Each item becomes one event: an :class:`~actorflow.StreamEntry` is a
     ``message`` whose ``id`` is its offset (so a reconnecting browser resumes
-    after it), an :class:`~actorflow.Message` a ``message`` with its fields, an
+    after it), a :class:`~actorflow.StreamRestart` (from
+    ``read_stream_entries(..., restarts=True)``) a ``restart`` event with data
+    ``{"step_id", "attempt", "offset", "from_offset"}`` and no ``id``, an
+    :class:`~actorflow.Message` a ``message`` with its fields, an
     :class:`Event` is sent as it is, and any other value is sent as JSON data.
     An :class:`~actorflow.ActorflowError` raised by the iterator ends the stream
     with a ``stream-error`` event naming it (any other exception too, as an
@@ -372,7 +387,7 @@ async def _resumed(events: AsyncIterable[object], after: int) -> AsyncIterator[o
         if aclose is not None:
             stack.push_async_callback(aclose)
         async for item in events:
-            if isinstance(item, StreamEntry) and item.offset <= after:
+            if isinstance(item, StreamEntry | StreamRestart) and item.offset <= after:
                 continue
             yield item
     yield Event(None, event="end")

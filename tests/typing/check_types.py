@@ -87,3 +87,18 @@ async def other(ctx: af.NodeContext, view: af.View) -> af.Command | None:
 
 
 assert_type(graph.start("answer").build(), af.CompiledGraph)
+
+
+async def streams(rt: af.Runtime, handle: af.RunHandle[str]) -> None:
+    async for value in handle.read_stream("tokens"):
+        assert_type(value, object)
+    async for token in handle.read_stream("tokens", type=str):
+        assert_type(token, str)
+    async for item in handle.read_stream("tokens", type=str, restarts=True):
+        assert_type(item, str | af.StreamRestart)
+    async for entry in rt.read_stream_entries("run", "tokens"):
+        assert_type(entry, af.StreamEntry)
+    async for marked in rt.read_stream_entries("run", "tokens", restarts=True):
+        assert_type(marked, af.StreamEntry | af.StreamRestart)
+    async for number in rt.read_stream("run", "counts", type=int):
+        assert_type(number, int)
