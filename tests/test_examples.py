@@ -38,6 +38,23 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     assert EXPECTED.get(example.name, "") in proc.stdout
 
 
+@pytest.mark.slow
+def test_quickstart_runs_twice_on_one_journal(tmp_path: Path) -> None:
+    """The second run finds the first in the journal and still reports its own."""
+    example = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, str(example), "x.db"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert EXPECTED["quickstart.py"] in proc.stdout
+        assert proc.stdout.rstrip().endswith("COMPLETED")
+
+
 def test_every_example_has_an_expectation() -> None:
     assert {p.name for p in EXAMPLES} <= set(EXPECTED) | SERVERS | {"__init__.py"}
 
