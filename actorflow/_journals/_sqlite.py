@@ -38,11 +38,11 @@ one read transaction, so they only ever see a committed snapshot.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pathlib
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, cast
@@ -470,6 +470,16 @@ class SQLiteJournal:
         self._poller = poller
 
     def _lock(self, real: str) -> None:
+        try:
+            # Imported here, not with the module: `import actorflow` works on
+            # platforms without it, where only writing a SQLite journal fails.
+            import fcntl
+        except ImportError:
+            raise JournalError(
+                f"cannot open {self.path!r} for writing: a writing SQLite journal needs POSIX "
+                f"file locks (fcntl), which {sys.platform!r} lacks; run it on Linux or macOS "
+                "(readonly=True readers work anywhere)"
+            ) from None
         message = (
             f"{self.path!r} is being written by another runtime; "
             "close it first or open with readonly=True"
