@@ -13,6 +13,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from ._background import close_runtime, open_runtime
 from ._clock import SystemClock
 from ._codec import encode_value
 from ._exceptions import (
@@ -114,6 +115,23 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
+
+    async def open(self) -> Self:
+        """Open the runtime without ``async with``; :meth:`aclose` closes it, from any task.
+
+        For notebooks: ``rt = await af.Runtime("runs.db").open()`` in one cell,
+        ``await rt.aclose()`` in another. The runtime's task group lives in a
+        background task (a task group must be left in the task that entered it).
+
+        Raises:
+            ActorflowError: the runtime is open already.
+        """
+        await open_runtime(self)
+        return self
+
+    async def aclose(self) -> None:
+        """Close a runtime opened with :meth:`open` (a no-op if it is not open)."""
+        await close_runtime(self)
 
     @property
     def is_open(self) -> bool:
