@@ -111,7 +111,10 @@ class Graph:
             to: the targets the node may choose with ``Command.to`` (checked by
                 ``build()`` and at run time; static edges need not be listed).
             name: the node's name; defaults to the function's ``__name__``.
-            retries, backoff, timeout, heartbeat_timeout: step options of the node.
+            retries: how many times a failed run of the node is retried.
+            backoff: delays between attempts.
+            timeout: per-attempt limit in seconds.
+            heartbeat_timeout: cancel and retry an attempt silent for this long.
 
         Raises:
             GraphError: a node of that name exists, or the name is ``af.END``.
