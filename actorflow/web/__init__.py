@@ -11,9 +11,12 @@ uvicorn to serve). Two entry points:
       is its offset and whose data is ``{"offset", "value", "step_id",
       "attempt"}``. A reconnect with ``Last-Event-ID: N`` (what browsers'
       ``EventSource`` sends by itself) resumes at offset ``N + 1``;
-      ``?from=N`` starts at offset ``N``. When the stream is closed and its run
-      has ended, a final ``end`` event carries ``{"run_id", "status",
-      "error"}``.
+      ``?from=N`` starts at offset ``N``. Before the first entry of a retried
+      step's new attempt comes a ``restart`` event (no ``id``) with
+      ``{"step_id", "attempt", "offset", "from_offset"}``: that step's entries
+      from ``from_offset`` belong to the attempt it supersedes. When the
+      stream is closed and its run has ended, a final ``end`` event carries
+      ``{"run_id", "status", "error"}``.
   ``GET /runs/{run_id}/live``
       The run's live stream (``ctx.put_stream``) as SSE; ``?subject=`` is a
       NATS-style pattern relative to the run (``*``, ``generate``, ``>``: the
