@@ -56,6 +56,7 @@ from ._journals._memory import MemoryJournal
 from ._journals._sqlite import SQLiteJournal
 from ._live import Message, Overflow, Subscription, SubscriptionStatistics
 from ._registry import Backoff, Step, Workflow, step, workflow
+from ._restarts import StreamRestart, latest_attempts
 from ._runtime import Runtime
 from .abc import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 
@@ -98,6 +99,7 @@ __all__ = (
     "StreamClosed",
     "StreamEntry",
     "StreamInfo",
+    "StreamRestart",
     "Subscription",
     "SubscriptionStatistics",
     "SystemClock",
@@ -109,6 +111,7 @@ __all__ = (
     "WorkflowNotFound",
     "abc",
     "last",
+    "latest_attempts",
     "records",
     "step",
     "workflow",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import anyio
 import anyio.abc
 import attrs
 import msgspec
 
+from ._background import close_runtime, open_runtime
 from ._clock import SystemClock
 from ._codec import encode_value
 from ._exceptions import (
@@ -44,6 +45,8 @@ from .records import RunFinished as RunFinishedRecord
 
 __all__ = ("Runtime",)
 
+I = TypeVar("I")  # noqa: E741
+T = TypeVar("T")
 O = TypeVar("O")  # noqa: E741
 
 
@@ -121,6 +124,28 @@ class Runtime(RunReading):
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
+
+    async def open(self) -> Self:
+        """Open the runtime without ``async with``; :meth:`aclose` closes it, from any task.
+
+        For notebooks: ``rt = await af.Runtime("runs.db").open()`` in one cell,
+        ``await rt.aclose()`` in another. The runtime's task group lives in a
+        background task (a task group must be left in the task that entered it).
+
+        Raises:
+            ActorflowError: the runtime is open already.
+        """
+        await open_runtime(self)
+        return self
+
+    async def aclose(self) -> None:
+        """Close a runtime opened with :meth:`open` (a no-op if it is not open)."""
+        await close_runtime(self)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the runtime is open (inside ``async with``, or between open and close)."""
+        return self._tg is not None
 
     async def __aenter__(self) -> Self:
         await self._sharing.open(self.journal)
@@ -217,6 +242,19 @@ class Runtime(RunReading):
 
     # -- starting and finding runs --------------------------------------------------
 
+    @overload
+    async def start(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]: ...
+
     async def start(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
     ) -> RunHandle[O]:
@@ -292,6 +330,15 @@ class Runtime(RunReading):
                 "choose another run_id"
             )
         return RunHandle(self, run_id)
+
+    @overload
+    async def run(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> O: ...
+    @overload
+    async def run(self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None) -> O: ...
+    @overload
+    async def run(self, workflow: str, input: Any = None, *, run_id: str | None = None) -> Any: ...
 
     async def run(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None

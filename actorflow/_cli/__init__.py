@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = getattr(args, "backend", "asyncio")
     if backend == "trio" and importlib.util.find_spec("trio") is None:
         print(
-            "actorflow: error: the trio backend needs trio: pip install 'actorflow[trio]'",
+            "actorflow: error: the trio backend needs trio: pip install '.[trio]' in an actorflow "
+            "checkout, or pip install 'actorflow[trio] @ git+<clone URL>'",
             file=sys.stderr,
         )
         return 1

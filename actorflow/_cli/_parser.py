@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import NoReturn
 
 from .. import __version__
@@ -10,9 +11,16 @@ from .._exceptions import ValidationError
 from .._validate import validate_key
 from ..abc import RunStatus
 
-__all__ = ("DEFAULT_DB", "build_parser")
+__all__ = ("DEFAULT_DB", "JOURNAL_ENV", "build_parser", "default_db")
 
 DEFAULT_DB = "./actorflow.db"
+#: The environment variable naming the journal when ``--db`` is not given.
+JOURNAL_ENV = "ACTORFLOW_JOURNAL"
+
+
+def default_db() -> str:
+    """The journal used without ``--db``: ``$ACTORFLOW_JOURNAL``, else ``./actorflow.db``."""
+    return os.environ.get(JOURNAL_ENV) or DEFAULT_DB
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--db",
-        default=DEFAULT_DB,
+        default=default_db(),
         metavar="PATH",
-        help=f"the SQLite journal (default: {DEFAULT_DB})",
+        help=f"the SQLite journal (default: ${JOURNAL_ENV}, else {DEFAULT_DB})",
     )
     parser.add_argument(
         "--version", action="version", version=f"actorflow {__version__}", help="print the version"
@@ -168,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(no lock), so it can serve one that another process writes. Each --workflow "
         "MODULE:NAME imports a workflow that POST /workflows/NAME may start; the journal is "
         "then opened for writing, and that workflow's unfinished runs resume. "
-        "Needs the web extra: pip install 'actorflow[web]'.",
+        "Needs the web extra: pip install '.[web]' in an actorflow checkout.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument(

@@ -21,10 +21,12 @@ from .._codec import decode_value
 from .._exceptions import ActorflowError, ValidationError, WorkflowNotFound
 from .._live import run_pattern
 from .._registry import Workflow
+from .._restarts import StreamRestart
 from .._validate import validate_key
 from ..abc import LiveSubscription, RunInfo, StreamEntry
 from ._guard import Auth, Guard, _normalize_hosts, _normalize_origins
 from ._http import (
+    RuntimeNotOpen,
     TooManyClients,
     _json_response,
     _on_actorflow_error,
@@ -33,6 +35,7 @@ from ._http import (
     _read_body,
     _start_offset,
 )
+from ._lifespan import opening
 from ._sse import Event, EventStreamResponse, _check_stream_options
 
 if TYPE_CHECKING:
@@ -74,7 +77,15 @@ class _Api:
             events, keepalive=self.keepalive, retry=self.retry, on_close=self._close_client
         )
 
+    def _check_open(self) -> None:
+        if not self.rt.is_open:
+            raise RuntimeNotOpen(
+                f"the runtime {self.rt!r} is not open; open it in the application's lifespan "
+                "(FastAPI(lifespan=actorflow.web.lifespan(rt))), or serve inside `async with rt`"
+            )
+
     async def _run(self, run_id: str) -> RunInfo:
+        self._check_open()
         return await self.rt.get_run(run_id)
 
     async def _end(self, run_id: str) -> Event:
@@ -111,8 +122,10 @@ class _Api:
         return self._stream(self._durable_events(run_id, key, offset))
 
     async def _durable_events(self, run_id: str, key: str, offset: int) -> AsyncIterator[object]:
-        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset)
-        async with aclosing(cast("AsyncGenerator[StreamEntry, None]", entries)) as it:
+        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset, restarts=True)
+        async with aclosing(
+            cast("AsyncGenerator[StreamEntry | StreamRestart, None]", entries)
+        ) as it:
             async for entry in it:
                 yield entry
         yield await self._end(run_id)
@@ -150,6 +163,7 @@ class _Api:
                 f"no workflow {name!r} may be started here; this app allows "
                 + (", ".join(repr(n) for n in sorted(self.workflows)) or "none")
             )
+        self._check_open()
         body = await _read_body(request, self.max_body)
         try:
             req = msgspec.json.decode(body or b"{}", type=_StartRequest)
@@ -227,11 +241,16 @@ def app(
 ) -> Starlette:
     """An ASGI app streaming the runs of ``rt`` as Server-Sent Events (routes above).
 
-    Mount it in FastAPI or Starlette (``api.mount("/af", af.web.app(rt))``) or
-    serve it (``uvicorn.run(af.web.app(rt))``) while ``rt`` is open.
+    ``rt`` need not be open yet, so the app can be made at import time. Served
+    on its own (``uvicorn module:app``), the app opens ``rt`` on the ASGI
+    lifespan's startup, unless it is open already, and closes it on shutdown.
+    Mounted in FastAPI or Starlette (``api.mount("/af", actorflow.web.app(rt))``),
+    its lifespan does not run (mounted apps' never do): open ``rt`` in the
+    parent's, with ``FastAPI(lifespan=actorflow.web.lifespan(rt))``. While
+    ``rt`` is not open, requests are answered ``503``.
 
     Args:
-        rt: an open runtime (``async with af.Runtime(...) as rt``).
+        rt: the runtime whose runs it serves.
         workflows: the workflows ``POST /workflows/{name}`` may start; no others.
         keepalive: seconds of silence on a stream after which a comment is sent.
         retry: milliseconds a browser waits before reconnecting a dropped stream.
@@ -301,6 +320,7 @@ def app(
     return Starlette(
         routes=routes,
         middleware=[guard],
+        lifespan=opening(rt, unless_open=True),
         exception_handlers={
             ActorflowError: _on_actorflow_error,
             HTTPException: _on_http_error,
