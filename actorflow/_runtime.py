@@ -27,6 +27,7 @@ from ._history import fold
 from ._instrument import hooks_of
 from ._journals import open_journal
 from ._live import Broker, Overflow, run_pattern
+from ._logging import LOGGING
 from ._outcome import outcome, wait_event
 from ._registry import Workflow, lookup_workflow, registered_workflows
 from ._run import CancelRun, Deliver, RunActor, RunServices
@@ -71,7 +72,8 @@ class Runtime:
         clock: the source of time (:class:`actorflow.abc.Clock`); default:
             :class:`~actorflow.SystemClock`.
         instrument: hooks observing runs, steps, streams and commits
-            (:class:`actorflow.abc.Instrument`); default: none.
+            (:class:`actorflow.abc.Instrument`), called after the built-in
+            ones that log to the ``actorflow`` loggers; default: none.
     """
 
     journal: Journal
@@ -100,7 +102,7 @@ class Runtime:
         self.broker = Broker() if broker is None else broker
         self.clock = SystemClock() if clock is None else clock
         self._services = RunServices(
-            self.journal, self.broker, self.clock, hooks_of(instrument), self._ended
+            self.journal, self.broker, self.clock, hooks_of(LOGGING, instrument), self._ended
         )
         self._tg = None
         self._tg_cm = None
