@@ -11,7 +11,9 @@ designed: a retried attempt is INFO, a step that gives up (with its
 traceback) and a failed run are WARNING, a failing journal is ERROR.
 
 Every hook first asks its logger whether the level is enabled, so with the
-default WARNING threshold a successful run formats nothing. Records carry
+default WARNING threshold a successful run formats nothing. A step attempt that
+succeeds is not logged at all (its start and end hooks are not overridden), so
+a successful step pays nothing for logging. Records carry
 ``run_id`` (and ``workflow``, ``step_id``, ``attempt`` where known) as
 attributes, for structured formatters.
 """
@@ -74,26 +76,6 @@ class LoggingInstrument(Instrument):
                 run_id,
                 workflow,
                 extra={"run_id": run_id, "workflow": workflow},
-            )
-
-    def step_started(self, run_id: str, step_id: str, attempt: int) -> None:
-        if _step_log.isEnabledFor(_DEBUG):
-            _step_log.debug(
-                "run %s step %s attempt %d started",
-                run_id,
-                step_id,
-                attempt,
-                extra={"run_id": run_id, "step_id": step_id, "attempt": attempt},
-            )
-
-    def step_finished(self, run_id: str, step_id: str, attempt: int) -> None:
-        if _step_log.isEnabledFor(_DEBUG):
-            _step_log.debug(
-                "run %s step %s attempt %d completed",
-                run_id,
-                step_id,
-                attempt,
-                extra={"run_id": run_id, "step_id": step_id, "attempt": attempt},
             )
 
     def step_failed(

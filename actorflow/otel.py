@@ -77,6 +77,8 @@ class _Life:
 
     span: trace.Span
     token: _Token
+    # The context with the run's span current: every attempt's parent.
+    context: otel_context.Context
     steps: dict[tuple[str, int], tuple[trace.Span, _Token]] = attrs.field(factory=dict)
 
 
@@ -110,8 +112,8 @@ class OpenTelemetryInstrument(Instrument):
             },
         )
         # Current while the body runs (the run's own task): the user's spans nest here.
-        token = otel_context.attach(trace.set_span_in_context(span))
-        self._lives[run_id] = _Life(span, token)
+        context = trace.set_span_in_context(span)
+        self._lives[run_id] = _Life(span, otel_context.attach(context), context)
 
     def run_finished(
         self, run_id: str, workflow: str, status: str, error: ErrorInfo | None
@@ -150,7 +152,7 @@ class OpenTelemetryInstrument(Instrument):
             return
         span = self._tracer.start_span(
             f"step {step_id}",
-            context=trace.set_span_in_context(life.span),
+            context=life.context,
             attributes={
                 "actorflow.run_id": run_id,
                 "actorflow.step_id": step_id,
