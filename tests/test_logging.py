@@ -210,3 +210,44 @@ async def test_a_slow_subscriber_logs_its_losses_once_per_doubling(
         "a slow subscriber of 'stream.>' has lost 7 messages so far (overflow=drop_oldest, "
         "buffer=2); read faster or give it a larger buffer",
     ]
+
+
+class BreakingJournal(af.MemoryJournal):
+    """A journal whose commits fail once ``broken`` is set (as a full disk would)."""
+
+    broken = False
+
+    async def wait_committed(self, ticket: int) -> None:
+        if self.broken:
+            raise af.JournalError("the disk is full")
+        await super().wait_committed(ticket)
+
+
+@af.step
+async def log_breaks_journal(ctx: af.StepContext, _: None) -> None:
+    breaking.broken = True
+
+
+@af.workflow
+async def log_journal_flow(ctx: af.WorkflowContext, _: None) -> None:
+    await ctx.step(log_breaks_journal, None)
+
+
+breaking = BreakingJournal()
+
+
+async def test_a_failing_journal_is_logged_at_error(caplog: pytest.LogCaptureFixture) -> None:
+    global breaking
+    breaking = BreakingJournal()
+    caplog.set_level(logging.ERROR, logger="actorflow")
+    # The runtime stops with the journal's error (wrapped by its task group).
+    with pytest.RaisesGroup(af.JournalError, flatten_subgroups=True):
+        async with af.Runtime(breaking) as rt:
+            await rt.start(log_journal_flow, None, run_id="log-journal")
+            await anyio.sleep_forever()
+    (record,) = [r for r in caplog.records if r.name == "actorflow.journal"]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "the journal failed under run log-journal (JournalError: the disk is full); "
+        "the runtime stops"
+    )
