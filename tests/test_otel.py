@@ -163,3 +163,35 @@ async def test_a_run_resumed_after_a_restart_continues_its_trace(
     (user,) = by_name(second, "user work")
     assert user.parent is not None
     assert user.parent.span_id == step2.context.span_id
+
+
+@af.step
+def otel_thread_step(ctx: af.ThreadStepContext, _: None) -> str:
+    with user_provider.get_tracer("user").start_as_current_span("thread work"):
+        pass
+    return "done"
+
+
+@af.workflow
+async def otel_thread_flow(ctx: af.WorkflowContext, _: None) -> str:
+    with user_provider.get_tracer("user").start_as_current_span("body work"):
+        pass
+    return await ctx.step(otel_thread_step, None)
+
+
+async def test_spans_made_in_a_body_and_in_a_thread_step_nest_under_theirs(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    global user_provider
+    user_provider = provider
+    async with af.Runtime(instrument=OpenTelemetryInstrument(provider)) as rt:
+        assert await rt.run(otel_thread_flow, None) == "done"
+    spans = exporter.get_finished_spans()
+    (run,) = by_name(spans, "run otel_thread_flow")
+    (step,) = by_name(spans, "step otel_thread_step")
+    (body,) = by_name(spans, "body work")
+    (thread,) = by_name(spans, "thread work")
+    assert body.parent is not None
+    assert body.parent.span_id == run.context.span_id
+    assert thread.parent is not None
+    assert thread.parent.span_id == step.context.span_id
