@@ -159,3 +159,20 @@ async def test_a_read_only_app_refuses_cancel_and_send(db: Path) -> None:
 def test_manage_must_be_a_bool() -> None:
     with pytest.raises(af.ValidationError, match="manage must be"):
         af.web.app(af.Runtime(), manage="yes")  # type: ignore[arg-type]
+
+
+async def test_paging_a_status_filter_neither_repeats_nor_skips_while_runs_end(db: Path) -> None:
+    async with site(db) as s:
+        for name in ("w1", "w2", "w3"):
+            await s.rt.start(waiter, "go", run_id=name)
+        first = (await s.client.get("/runs", params={"status": "RUNNING", "limit": 1})).json()
+        assert [r["run_id"] for r in first["runs"]] == ["w3"]
+        await s.rt.send("w1", "done", topic="go")  # an older run leaves the filter
+        assert await s.rt.handle("w1").result() == "done"
+        rest = await s.client.get(
+            "/runs", params={"status": "RUNNING", "limit": 5, "cursor": first["next_cursor"]}
+        )
+        assert [r["run_id"] for r in rest.json()["runs"]] == ["w2"]
+        assert rest.json()["next_cursor"] is None
+        for name in ("w2", "w3"):
+            await s.rt.cancel(name)

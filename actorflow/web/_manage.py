@@ -72,21 +72,27 @@ class Management:
                 ) from None
         workflow = query.get("workflow") or None
         limit = _bounded_int(query.get("limit"), "limit", _DEFAULT_PAGE, 1, MAX_PAGE)
-        # The cursor is how many of the journal's runs (oldest first) lie before
-        # the next page: runs are only ever appended, so it stays valid while
-        # new runs start.
-        # This loads every run of the status for each page: Journal.list_runs
-        # has no paging yet (the journal protocol is being reworked).
-        runs = await self.rt.list_runs(wanted)
+        # The cursor is how many of the journal's runs (all of them, oldest
+        # first) lie before the next page: runs are only ever appended, so it
+        # stays valid while runs start and change status, and the filters are
+        # applied here rather than by the journal for the same reason.
+        # This loads every run for each page: Journal.list_runs has no paging
+        # yet (the journal protocol is being reworked).
+        runs = await self.rt.list_runs()
+
+        def wanted_run(info: RunInfo) -> bool:
+            return (wanted is None or info.status is wanted) and (
+                workflow is None or info.workflow == workflow
+            )
+
         end = _bounded_int(query.get("cursor"), "cursor", len(runs), 0, len(runs))
         page: list[dict[str, Any]] = []
         index = end
         while index > 0 and len(page) < limit:
             index -= 1
-            info = runs[index]
-            if workflow is None or info.workflow == workflow:
-                page.append(run_summary(info))
-        more = any(workflow is None or r.workflow == workflow for r in runs[:index])
+            if wanted_run(runs[index]):
+                page.append(run_summary(runs[index]))
+        more = any(wanted_run(r) for r in runs[:index])
         return _json_response(
             {
                 "runs": page,
