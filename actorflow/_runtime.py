@@ -26,6 +26,7 @@ from ._history import fold
 from ._instrument import Hooks, hooks_of
 from ._journals import open_journal
 from ._live import Broker
+from ._logging import LOGGING
 from ._reading import RunReading
 from ._recovery import resumable_runs
 from ._registry import Workflow, lookup_workflow, validate_name
@@ -71,7 +72,8 @@ class Runtime(RunReading):
         clock: the source of time (:class:`actorflow.abc.Clock`); default:
             :class:`~actorflow.SystemClock`.
         instrument: hooks observing runs, steps, streams and commits
-            (:class:`actorflow.abc.Instrument`); default: none.
+            (:class:`actorflow.abc.Instrument`), called after the built-in
+            ones that log to the ``actorflow`` loggers; default: none.
         execute: whether this runtime executes runs. A runtime that cannot
             write the journal because another one does (a second worker of
             a web server on one SQLite file) reads it, sends its starts,
@@ -107,7 +109,7 @@ class Runtime(RunReading):
     ) -> None:
         self.broker = Broker() if broker is None else broker
         self.clock = SystemClock() if clock is None else clock
-        self._hooks = hooks_of(instrument)
+        self._hooks = hooks_of(LOGGING, instrument)
         self._sharing = Sharing(execute, self._use)
         self._use(open_journal(journal))
         self._tg = None
@@ -357,6 +359,7 @@ class Runtime(RunReading):
         Raises:
             RunNotFound: no such run.
         """
+        requester = self._sharing.requester  # held across the awaits, as in send()
         actor = self._actors.get(run_id)
         if actor is not None and actor.tell(CancelRun()):
             await actor.wait_finished()
@@ -366,8 +369,8 @@ class Runtime(RunReading):
             if run_id in self._actors:
                 await self._wait_finished(run_id)
             return
-        if self._sharing.requester is not None:
-            await self._sharing.requester.cancel(run_id)
+        if requester is not None:
+            await requester.cancel(run_id)
             await self._wait_finished(run_id)
             return
         for stream in await self.journal.list_streams(run_id):
@@ -417,11 +420,14 @@ class Runtime(RunReading):
         if key is not None:
             validate_key(key, "idempotency key")
         data = encode_value(value, f"the message sent to run {run_id!r}")
-        if self._sharing.requester is not None:
+        # Held across the awaits: a request made just before this runtime took
+        # over is still applied, by this runtime itself.
+        requester = self._sharing.requester
+        if requester is not None:
             info = await self.get_run(run_id)
             if info.status.is_terminal:
                 raise _finished(run_id, info.status.value)
-            await self._sharing.requester.send(run_id, topic, data, key)
+            await requester.send(run_id, topic, data, key)
             return
         await self._send(run_id, topic, data, key)
 

@@ -16,6 +16,7 @@ EXPECTED = {
     "live_tokens.py": "console subscriber: 18 tokens, in order",
     "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
+    "otel_console.py": "2 lives of run 'otel-demo' in one trace: 6 spans",
 }
 #: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
 #: real browser, by tests/test_web_browser.py), and by tests/test_web_fastapi.py.

@@ -37,6 +37,13 @@ def _stream_key(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _topic(text: str) -> str:
+    try:
+        return validate_key(text, "topic")
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _offset(text: str) -> int:
     try:
         value = int(text)
@@ -132,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[s.value for s in RunStatus],
         help="only runs with this status",
     )
+    runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
     runs.add_argument("--limit", type=_count, metavar="N", help="only the N most recent runs")
 
     show = commands.add_parser(
@@ -166,6 +174,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="start at this offset of each stream (default: 0)",
     )
     logs.add_argument("--json", action="store_true", help="one JSON object per entry")
+    cancel = commands.add_parser(
+        "cancel",
+        parents=[db_after],
+        help="cancel a run (needs a journal no other process is writing)",
+        description="Cancel a run that has not ended: it ends CANCELLED, its open streams "
+        "closed. The journal must not be written by a runtime in another process at the "
+        "same time (cancel through that application then, e.g. POST /runs/ID/cancel).",
+    )
+    cancel.add_argument("run", metavar="RUN", help="a run id, or an unambiguous prefix of one")
+    send = commands.add_parser(
+        "send",
+        parents=[db_after],
+        help="send a message to a run's inbox (its ctx.recv(topic) receives it)",
+        description="Append a message to a run's durable inbox; the run receives it with "
+        "ctx.recv(TOPIC) when it runs (now, or when a runtime resumes it). VALUE is JSON "
+        "('{\"ok\": true}', 42, '\"text\"'); anything that is not JSON is sent as a "
+        "string. The journal must not be written by a runtime in another process at the "
+        "same time.",
+    )
+    send.add_argument("run", metavar="RUN", help="a run id, or an unambiguous prefix of one")
+    send.add_argument("value", metavar="VALUE", help="the message: JSON, or else a string")
+    send.add_argument(
+        "--topic", type=_topic, default="default", metavar="T", help="the topic (default: default)"
+    )
     serve = commands.add_parser(
         "serve",
         parents=[db_after],
@@ -190,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:NAME",
         help="a workflow the page and POST /workflows/NAME may start, e.g. "
         "examples/web_chat.py:chat or myapp.flows:chat (repeatable)",
+    )
+    serve.add_argument(
+        "--manage",
+        action="store_true",
+        default=None,
+        help="let the page and POST /runs/ID/cancel, /runs/ID/send change runs (the "
+        "default with --workflow); opens the journal for writing",
     )
     serve.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     serve.add_argument(

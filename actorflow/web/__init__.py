@@ -31,9 +31,19 @@ uvicorn to serve). Two entry points:
       its status (``/runs/{run_id}``, under the app's mount point).
   ``GET /workflows``
       The names of the workflows that may be started.
+  ``GET /runs``
+      Runs, newest first, a page at a time: ``?status=``, ``?workflow=``,
+      ``?limit=`` (1-500, default 50), ``?cursor=`` (the ``next_cursor`` of the
+      page before); ``manage`` says whether runs may be cancelled and sent to.
+  ``GET /runs/{run_id}/steps``
+      The run's steps and their attempts (with errors and tracebacks), events,
+      messages, error, and a registered graph's ``mermaid`` shape.
+  ``POST /runs/{run_id}/cancel``, ``POST /runs/{run_id}/send``
+      Cancel a run; send it ``{"value": ..., "topic": ...}``. Only when the app
+      manages runs (``manage=True``, the default with ``workflows``); 403 otherwise.
   ``GET /``
-      A small page: a prompt box that starts a workflow and shows its ``tokens``
-      stream as it arrives, resuming after reconnects (``page=False`` drops it).
+      The dashboard: runs as they start and end, a run's step timeline,
+      streams, events and errors (``page=False`` drops it).
 
 - :func:`sse` turns any async iterator (durable entries, live messages, or
   your own values) into a streaming SSE response for your own routes.

@@ -36,6 +36,7 @@ from ._http import (
     _start_offset,
 )
 from ._lifespan import opening
+from ._manage import Management
 from ._sse import Event, EventStreamResponse, _check_stream_options
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class _Api:
     max_body: int
     max_clients: int
     live_buffer: int
+    manage: bool = False
     clients: int = 0
 
     # -- helpers -----------------------------------------------------------------------
@@ -238,6 +240,7 @@ def app(
     auth: Auth | None = None,
     allowed_hosts: Iterable[str] | None = None,
     allowed_origins: Iterable[str] = (),
+    manage: bool | None = None,
 ) -> Starlette:
     """An ASGI app streaming the runs of ``rt`` as Server-Sent Events (routes above).
 
@@ -258,7 +261,7 @@ def app(
         max_clients: how many SSE streams may be open at once (more: 503).
         live_buffer: messages buffered per live client before the oldest are
             dropped (each event then says how many it lost: ``dropped_before``).
-        page: serve the prompt-and-stream page at ``/``.
+        page: serve the dashboard at ``/``.
         auth: called with every request (a Starlette ``Request``), before its
             route; sync or async. It returns ``None`` (or ``True``) to let the
             request through, ``False`` to refuse it with 401, or raises
@@ -275,6 +278,10 @@ def app(
             (``POST``); ``["*"]``: any. A ``POST`` whose ``Origin`` is another
             site's is refused with 403, and one whose body is not declared
             ``application/json`` with 415, which a cross-site form cannot send.
+        manage: whether ``POST /runs/{id}/cancel`` and ``POST /runs/{id}/send``
+            (and the dashboard's cancel and send buttons) may change runs;
+            refused with 403 otherwise. ``None``: when ``workflows`` is not
+            empty, since an app that may start runs may manage them too.
 
     Raises:
         ValidationError: a bad option, or something in ``workflows`` that is not
@@ -291,6 +298,8 @@ def app(
     if isinstance(live_buffer, bool) or not isinstance(live_buffer, int) or live_buffer < 1:
         raise ValidationError(f"live_buffer must be an int >= 1, not {live_buffer!r}")
     _check_stream_options(keepalive, retry)
+    if manage is not None and not isinstance(manage, bool):
+        raise ValidationError(f"manage must be True, False or None, not {manage!r}")
     if auth is not None and not callable(auth):
         raise ValidationError(f"auth must be a callable taking the request, not {auth!r}")
     guard = Middleware(
@@ -307,13 +316,19 @@ def app(
         max_body=max_body,
         max_clients=max_clients,
         live_buffer=live_buffer,
+        manage=bool(allowed) if manage is None else manage,
     )
+    runs = Management(rt, api.manage, max_body)
     routes = [
         Route("/runs/{run_id}", api.status, methods=["GET"]),
         Route("/runs/{run_id}/streams/{key}", api.durable, methods=["GET"]),
         Route("/runs/{run_id}/live", api.live, methods=["GET"]),
         Route("/workflows", api.list_workflows, methods=["GET"]),
         Route("/workflows/{name}", api.start, methods=["POST"]),
+        Route("/runs", runs.list_runs, methods=["GET"]),
+        Route("/runs/{run_id}/steps", runs.steps, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/send", runs.send, methods=["POST"]),
     ]
     if page:
         routes.append(Route("/", api.page, methods=["GET"]))
