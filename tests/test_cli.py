@@ -699,3 +699,23 @@ def test_serve_errors_are_one_line(tmp_path: Path) -> None:
     (bad_port,) = cli(["serve", "--port", "70000"])
     assert bad_port.returncode == 2
     assert "not a TCP port" in bad_port.stderr
+
+
+@pytest.mark.slow
+def test_many_tails_each_print_every_entry_once(tmp_path: Path) -> None:
+    """Chaos, bounded: 16 `logs --tail` processes follow one run written by another."""
+    db, gate, n, tails = tmp_path / "many.db", tmp_path / "gate", 60, 16
+    writer = start_writer(db, "stream", "many", str(n), "0.002", str(gate))
+    procs = [
+        spawn("--db", str(db), "logs", "many", "--key", "tokens", "--tail") for _ in range(tails)
+    ]
+    readers = [Lines(p) for p in procs]
+    firsts = [r.take(n // 2) for r in readers]  # each replayed the first half
+    gate.touch()  # the rest is written while they follow
+    for proc, reader, first in zip(procs, readers, firsts, strict=True):
+        lines = first + reader.rest(timeout=30)
+        assert finish(proc, timeout=30) == (0, "")
+        offsets = [int(line.split("\t")[1]) for line in lines]
+        assert offsets == list(range(n))  # every entry, in order, exactly once
+    out, _ = writer.communicate(timeout=30)
+    assert out.strip() == "DONE COMPLETED"
