@@ -820,3 +820,35 @@ async def test_reconnecting_anywhere_gets_every_offset_exactly_once(
     assert ended
     assert offsets(received) == list(range(n))
     assert [ev.json()["value"] for ev in received] == values
+
+
+@af.workflow(name="web_waits")
+async def waits(ctx: af.WorkflowContext, _: None) -> Any:
+    await ctx.write_stream("tokens", "first")
+    return await ctx.recv()
+
+
+@pytest.mark.slow
+async def test_hundreds_of_stream_clients_dropping_at_once_leave_nothing_behind() -> None:
+    """Chaos, bounded: 300 SSE clients (durable and live) connect, then all vanish at once."""
+    async with site(None) as s:
+        handle = await s.rt.start(waits, None)
+        streams = []
+        for i in range(300):
+            path = f"/runs/{handle.run_id}/" + ("live" if i % 2 else "streams/tokens")
+            stream = await anyio.connect_tcp("127.0.0.1", s.port)
+            await stream.send(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert (await stream.receive()).startswith(b"HTTP/1.1 200")
+            streams.append(stream)
+        assert s.clients == 300
+        assert s.rt.broker.statistics().subscriptions == 150  # type: ignore[attr-defined]
+        for stream in streams:  # all gone at once, without a goodbye
+            await stream.aclose()
+        await eventually(
+            lambda: s.clients == 0 and s.rt.broker.statistics().subscriptions == 0,  # type: ignore[attr-defined]
+            20.0,
+        )
+        answer = await s.client.get(f"/runs/{handle.run_id}")
+        assert answer.status_code == 200
+        await handle.send("done")
+        assert await handle.result() == "done"
