@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -121,3 +122,47 @@ async def _committed(client: af.Runtime, run_id: str) -> AsyncIterator[af.Stream
     page = await client.journal.read_stream(run_id, "tokens")
     for entry in page.entries:
         yield entry
+
+
+@pytest.mark.slow
+def test_repeated_sigkills_at_random_moments_lose_and_repeat_nothing(tmp_path: Path) -> None:
+    """Chaos, bounded and seeded: 6 writers killed in turn, each at a random token."""
+    db = tmp_path / "app.db"
+    writer = spawn("worker_app.py", db, "asyncio")
+    expect_line(writer, "READY writer")
+    workers = [writer]
+    try:
+        anyio.run(_kill_repeatedly, db, workers)
+    finally:
+        for proc in workers:
+            sigkill(proc)
+
+
+async def _kill_repeatedly(db: Path, workers: list[Any]) -> None:
+    import random
+
+    rng = random.Random(20261130)
+    async with af.Runtime(db, execute=False) as client:
+        handles = [await client.start("mp_flow", 200) for _ in range(2)]
+        seen = 0
+        for _ in range(6):
+            waiting = spawn("worker_app.py", db, "asyncio")
+            expect_line(waiting, "READY waiting")
+            workers.append(waiting)
+            seen += rng.randint(3, 25)
+            with anyio.fail_after(30):
+                await _wait_for_tokens(client, handles[0].run_id, seen)
+            sigkill(workers[-2])  # the writer, mid-step
+        with anyio.fail_after(60):
+            results = [await h.result() for h in handles]
+        assert results == [200, 200]
+        for handle in handles:
+            entries = [e async for e in handle.read_stream_entries("tokens")]
+            assert [e.offset for e in entries] == list(range(len(entries)))  # contiguous
+            by_attempt: dict[int, list[object]] = {}
+            for e in entries:
+                by_attempt.setdefault(e.attempt, []).append(e.value)
+            assert by_attempt[max(by_attempt)] == list(range(200))  # the last attempt, whole
+            for values in by_attempt.values():
+                assert values == list(range(len(values)))  # every attempt a prefix, in order
+            assert [v async for v in handle.read_stream("done")] == [200]  # once
