@@ -139,16 +139,31 @@ class RunReading:
         """Subscribe to run ``run_id``'s live stream (one step's, or all), until the run ends.
 
         A run that does not execute in this runtime (it ended, or another
-        process executes it) gives a subscription that is already finished.
+        process executes it) gives a subscription that is already finished,
+        unless the broker crosses processes: then it follows the run until
+        the run's end arrives through the broker, and finishes at once if the
+        journal says the run has already ended.
 
         Raises:
             ValidationError: bad step id, buffer or overflow policy.
         """
         pattern = run_pattern(run_id, step)
         sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
-        if run_id not in self._actors:
+        if run_id in self._actors:
+            return sub
+        if self.broker.crosses_processes and self._tg is not None:
+            self._tg.start_soon(self._finish_if_ended, sub, run_id)
+        else:
             sub.finish()
         return sub
+
+    async def _finish_if_ended(self, sub: LiveSubscription, run_id: str) -> None:
+        # Read the journal only once the broker's server has the subscription:
+        # a run that ends after this read is then sure to reach it.
+        await self.broker.synchronize()
+        info = await self.journal.get_run(run_id)
+        if info is not None and info.status.is_terminal:
+            sub.finish()
 
     async def read_stream(
         self, run_id: str, key: str, *, from_offset: int = 0
