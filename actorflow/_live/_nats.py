@@ -221,7 +221,7 @@ class NATSBroker:
     def send(self, subject: str, seq: int, data: object) -> None:
         """Queue ``data`` for NATS as message ``seq`` of ``subject``; never waits."""
         link = self._link
-        if link is None:
+        if link is None or self._closed:
             return
         try:
             payload, encoding = encode_payload(data)
@@ -243,7 +243,7 @@ class NATSBroker:
         self._local.end_run(run_id)
         self._remotes.pop(run_id, None)
         link = self._link
-        if link is not None:
+        if link is not None and not self._closed:
             seqs = {step_id: pub.seq for step_id, pub in steps.items()}
             payload, encoding = encode_payload({"seqs": seqs})
             link.publish(run_ended_subject(run_id), 0, encoding, payload, force=True)
@@ -322,8 +322,8 @@ class NATSBroker:
             BrokerError: the server cannot be reached.
             RuntimeError: another ``run()`` of this broker is active.
         """
-        if self._link is not None:
-            raise RuntimeError(f"{self!r} is already running; run() it once")
+        if self._link is not None or self._closed:
+            raise RuntimeError(f"{self!r} has already run; run() it once, before close()")
         self._arrived = anyio.Event()
         outcome: list[BaseException | None] = []
         ready = anyio.Event()
@@ -365,7 +365,8 @@ class NATSBroker:
         self._closed = True
         self._publishers.clear()
         self._local.close()
-        link, self._link = self._link, None
+        # The link stays, stopped, for statistics().
+        link = self._link
         if link is not None:
             link.stop(self.close_timeout)
 
@@ -374,7 +375,7 @@ class NATSBroker:
         local = self._local.statistics()
         link = self._link
         return NATSBrokerStatistics(
-            connected=link is not None and link.connected,
+            connected=link is not None and link.connected and not self._closed,
             subscriptions=local.subscriptions,
             publishers=local.publishers,
             nats_subscriptions=len(self._patterns),
