@@ -158,6 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="start at this offset of each stream (default: 0)",
     )
     logs.add_argument("--json", action="store_true", help="one JSON object per entry")
+    logs.add_argument(
+        "--live",
+        action="store_true",
+        help="print the run's live messages (put_stream) instead, as they come, until the run "
+        "ends; they are read from NATS (--nats), so the run may execute in another process",
+    )
+    logs.add_argument(
+        "--nats",
+        metavar="URL",
+        help="the NATS server the run's runtime publishes to (NATSBroker), for --live "
+        "(default: $ACTORFLOW_NATS)",
+    )
     serve = commands.add_parser(
         "serve",
         parents=[db_after],
