@@ -353,26 +353,16 @@ class LiveBroker(Protocol):
     order, minus drops, and every drop is counted and reported on the next
     delivered message (``dropped_before``).
 
-    Lifecycle: the runtime starts ``run`` in its task group with
-    ``task_group.start`` and calls ``close`` when it closes.
+    Lifecycle: the runtime starts ``run`` with ``task_group.start``, ``close``s it at the end.
     """
 
     @property
     def crosses_processes(self) -> bool:
-        """Whether subscribers also receive what other processes publish.
-
-        Then a run-scoped subscription to a run this runtime does not execute
-        stays open until the run's end reaches it through the broker (or the
-        journal says the run has already ended), instead of finishing at once.
-        """
+        """Whether subscribers also get what other processes publish (and run ends)."""
         ...
 
     async def synchronize(self) -> None:
-        """Return once the subscriptions made so far receive every later publish.
-
-        In-process that is at once; across processes it waits until the
-        server has taken the subscriptions (a round trip).
-        """
+        """Return once the subscriptions made so far get every later publish (a round trip)."""
         ...
 
     def publisher(self, run_id: str, step_id: str) -> LivePublisher:
