@@ -292,8 +292,8 @@ class LivePublisher(Protocol):
         """How many messages this step has published (the last ``Message.seq``)."""
         ...
 
-    async def publish(self, data: object) -> None:
-        """Publish ``data``; waits only for subscribers that chose ``overflow="block"``."""
+    async def publish(self, data: object, *, attempt: int = 0) -> None:
+        """Publish ``data`` from step ``attempt`` (0: the body); waits only for ``"block"``."""
         ...
 
 

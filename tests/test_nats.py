@@ -45,6 +45,18 @@ async def nats_emit(ctx: af.StepContext, n: int) -> int:
     return n
 
 
+@af.step(retries=1, backoff=af.Backoff(initial=0, max=0, jitter=0))
+async def nats_flaky(ctx: af.StepContext, _: None) -> None:
+    await ctx.put_stream(f"attempt {ctx.attempt}")
+    if ctx.attempt == 1:
+        raise RuntimeError("once")
+
+
+@af.workflow
+async def nats_retried(ctx: af.WorkflowContext, _: None) -> None:
+    await ctx.step(nats_flaky, None)
+
+
 @af.workflow
 async def nats_mixed(ctx: af.WorkflowContext, n: int) -> int:
     await ctx.put_stream(b"\x00raw")
@@ -156,10 +168,26 @@ async def test_a_plain_nats_subscriber_gets_every_put_stream_in_order(nats_url: 
     for stream in (body, step):
         assert [int(h["Actorflow-Seq"]) for h, _ in stream] == list(range(1, len(stream) + 1))
         assert len({h["Actorflow-Origin"] for h, _ in stream}) == 1
+    # Step messages say their attempt; the workflow body's have none.
+    assert all(h["Actorflow-Attempt"] == "1" for h, _ in step)
+    assert all("Actorflow-Attempt" not in h for h, _ in body)
     # The run's end comes last and carries each step's last seq.
     subject, headers, payload = got[-1]
     assert subject == "actorflow.run_ended.plain"
     assert decode(headers, payload) == {"seqs": {"main": 4, "nats_emit": 50}}
+
+
+async def test_a_retried_step_says_which_attempt_published(nats_url: str) -> None:
+    ready, got = read_plain_nats(
+        nats_url, ["stream.retry.>", "actorflow.run_ended.retry"], "actorflow.run_ended.retry"
+    )
+    with anyio.fail_after(20):
+        await anyio.to_thread.run_sync(ready.wait)
+        async with af.Runtime(broker=af.NATSBroker(nats_url)) as rt:
+            await (await rt.start(nats_retried, None, run_id="retry")).result()
+        await eventually(lambda: any(s == "actorflow.run_ended.retry" for s, _, _ in got))
+    step = [(h["Actorflow-Seq"], h["Actorflow-Attempt"], p) for s, h, p in got[:-1]]
+    assert step == [("1", "1", b"attempt 1"), ("2", "2", b"attempt 2")]
 
 
 # -- remote subscriptions --------------------------------------------------------------------

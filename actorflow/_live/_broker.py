@@ -156,7 +156,7 @@ class Publisher:
             wakeups.start()
         return None if blocked is None else (entry, blocked)
 
-    async def publish(self, data: object) -> None:
+    async def publish(self, data: object, *, attempt: int = 0) -> None:
         """Publish ``data`` to every matching subscription, then yield once.
 
         Subscriptions with room (or a drop policy) take it at once; for each
@@ -167,6 +167,8 @@ class Publisher:
 
         Args:
             data: any object; subscribers receive this very object.
+            attempt: the publishing step's attempt (0 for the workflow body);
+                unused in-process (a message does not carry it).
         """
         pending = self._offer(data)
         if pending is not None:

@@ -110,7 +110,7 @@ class NATSPublisher:
         """The ``seq`` of the last message published (0 before the first)."""
         return self._local.seq
 
-    async def publish(self, data: object) -> None:
+    async def publish(self, data: object, *, attempt: int = 0) -> None:
         """Publish ``data``: deliver it to this process's subscribers, queue a copy for NATS.
 
         Waits only for local subscribers with ``overflow="block"``; the NATS
@@ -119,9 +119,11 @@ class NATSPublisher:
         Args:
             data: any object; local subscribers receive this very object,
                 remote ones a copy decoded from the documented encoding.
+            attempt: the publishing step's attempt, sent as a header (0, the
+                workflow body's, is not sent).
         """
         local = self._local
-        self._broker.send(self.subject, local.seq + 1, data)
+        self._broker.send(self.subject, local.seq + 1, data, attempt)
         await local.publish(data)
 
 
@@ -218,7 +220,7 @@ class NATSBroker:
             self._publishers.setdefault(run_id, {})[step_id] = pub
         return pub
 
-    def send(self, subject: str, seq: int, data: object) -> None:
+    def send(self, subject: str, seq: int, data: object, attempt: int = 0) -> None:
         """Queue ``data`` for NATS as message ``seq`` of ``subject``; never waits."""
         link = self._link
         if link is None or self._closed:
@@ -235,7 +237,7 @@ class NATSBroker:
                     exc,
                 )
             return
-        link.publish(subject, seq, encoding, payload)
+        link.publish(subject, seq, encoding, payload, attempt)
 
     def end_run(self, run_id: str) -> None:
         """The run ended here: finish its subscriptions, tell other processes on NATS."""

@@ -39,11 +39,13 @@ from typing import Any
 import attrs
 
 from .._eventloop import CallSoon
-from ._wire import ENCODING, ORIGIN, RUN_ENDED_PATTERN, SEQ, decode_payload
+from ._wire import ATTEMPT, ENCODING, ORIGIN, RUN_ENDED_PATTERN, SEQ, decode_payload
 
 __all__ = ("Inbound", "NATSLink")
 
 logger = logging.getLogger("actorflow.nats")
+
+_ATTEMPT = ATTEMPT.encode()
 
 # How long the link waits for more to publish before it goes to sleep (seconds).
 _LINGER = 0.0005
@@ -82,7 +84,7 @@ class NATSLink:
     reconnects: int = attrs.field(default=0, init=False)
 
     _call_soon: CallSoon | None = attrs.field(default=None, init=False)
-    _outbound: deque[tuple[str, int, str, bytes]] = attrs.field(factory=deque, init=False)
+    _outbound: deque[tuple[str, int, str, bytes, int]] = attrs.field(factory=deque, init=False)
     _out_awake: bool = attrs.field(default=False, init=False)
     _thread: threading.Thread | None = attrs.field(default=None, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
@@ -108,7 +110,14 @@ class NATSLink:
         self._thread.start()
 
     def publish(
-        self, subject: str, seq: int, encoding: str, payload: bytes, *, force: bool = False
+        self,
+        subject: str,
+        seq: int,
+        encoding: str,
+        payload: bytes,
+        attempt: int = 0,
+        *,
+        force: bool = False,
     ) -> None:
         """Queue a message for NATS, or count it dropped when the queue is full. Never waits.
 
@@ -118,7 +127,7 @@ class NATSLink:
         if len(out) >= self.max_outbound and not force:
             self.outbound_dropped += 1
             return
-        out.append((subject, seq, encoding, payload))
+        out.append((subject, seq, encoding, payload, attempt))
         if not self._out_awake:
             self._out_awake = True
             self._wake_link()
@@ -301,11 +310,12 @@ class NATSLink:
         origin = self.origin
         sent = 0
         while out:
-            subject, seq, encoding, payload = out.popleft()
+            subject, seq, encoding, payload, attempt = out.popleft()
+            headers = {SEQ: str(seq), ENCODING: encoding, ORIGIN: origin}
+            if attempt:
+                headers[ATTEMPT] = str(attempt)
             try:
-                await publish(
-                    subject, payload, headers={SEQ: str(seq), ENCODING: encoding, ORIGIN: origin}
-                )
+                await publish(subject, payload, headers=headers)
                 sent += 1
             except OutboundBufferLimitError:
                 # Disconnected and nats-py's reconnect buffer is full.
@@ -327,13 +337,16 @@ class NATSLink:
         prefixes = self._prefixes
         sent = 0
         while out:
-            subject, seq, encoding, payload = out.popleft()
+            subject, seq, encoding, payload, attempt = out.popleft()
             prefix = prefixes.get(encoding)
             if prefix is None:
                 prefix = prefixes[encoding] = (
                     f"NATS/1.0\r\n{ENCODING}: {encoding}\r\n{ORIGIN}: {self.origin}\r\n{SEQ}: "
                 ).encode()
-            header = prefix + b"%d\r\n\r\n" % seq
+            if attempt:
+                header = prefix + b"%d\r\n%s: %d\r\n\r\n" % (seq, _ATTEMPT, attempt)
+            else:
+                header = prefix + b"%d\r\n\r\n" % seq
             size = len(header) + len(payload)
             command = b"HPUB %s %d %d\r\n%s%s\r\n" % (
                 subject.encode(),

@@ -7,6 +7,8 @@ streams across processes (NATS)" section says the same):
   (:func:`~actorflow._live._subjects.stream_subject`; ``main`` for the
   workflow body).
 - Headers: ``Actorflow-Seq`` (the message's ``seq``: 1, 2, 3, ... per step),
+  ``Actorflow-Attempt`` (the publishing step's attempt, from 1; not on the
+  workflow body's messages),
   ``Actorflow-Encoding`` (how the payload is encoded) and ``Actorflow-Origin``
   (the publishing broker: ``seq`` counts per origin, so a run resumed by
   another process starts again at 1 under a new origin).
@@ -27,6 +29,7 @@ from typing import Final
 import msgspec
 
 __all__ = (
+    "ATTEMPT",
     "ENCODING",
     "ORIGIN",
     "RUN_ENDED_PATTERN",
@@ -37,6 +40,7 @@ __all__ = (
 )
 
 SEQ: Final = "Actorflow-Seq"
+ATTEMPT: Final = "Actorflow-Attempt"
 ENCODING: Final = "Actorflow-Encoding"
 ORIGIN: Final = "Actorflow-Origin"
 
