@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -101,6 +102,11 @@ async def runtimes(url: str, **options: Any) -> AsyncIterator[tuple[af.Runtime, 
         yield executing, following
 
 
+def unique(name: str) -> str:
+    """A run id no other test session on the same server uses."""
+    return f"{name}-{uuid.uuid4().hex[:12]}"
+
+
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Wait until ``predicate()`` holds, polling (state another thread changes)."""
     with anyio.fail_after(timeout):
@@ -142,14 +148,15 @@ def read_plain_nats(url: str, subjects: list[str], until: str) -> tuple[threadin
 
 
 async def test_a_plain_nats_subscriber_gets_every_put_stream_in_order(nats_url: str) -> None:
+    run = unique("plain")
     ready, got = read_plain_nats(
-        nats_url, ["stream.plain.>", "actorflow.run_ended.plain"], "actorflow.run_ended.plain"
+        nats_url, [f"stream.{run}.>", f"actorflow.run_ended.{run}"], f"actorflow.run_ended.{run}"
     )
     with anyio.fail_after(20):
         await anyio.to_thread.run_sync(ready.wait)
         async with af.Runtime(broker=af.NATSBroker(nats_url)) as rt:
-            await (await rt.start(nats_mixed, 50, run_id="plain")).result()
-        await eventually(lambda: any(s == "actorflow.run_ended.plain" for s, _, _ in got))
+            await (await rt.start(nats_mixed, 50, run_id=run)).result()
+        await eventually(lambda: any(s == f"actorflow.run_ended.{run}" for s, _, _ in got))
 
     def decode(headers: dict[str, str], payload: bytes) -> Any:
         encoding = headers["Actorflow-Encoding"]
@@ -160,8 +167,8 @@ async def test_a_plain_nats_subscriber_gets_every_put_stream_in_order(nats_url: 
         assert encoding == "msgpack"
         return msgspec.msgpack.decode(payload)
 
-    body = [(h, decode(h, p)) for s, h, p in got if s == "stream.plain.main"]
-    step = [(h, decode(h, p)) for s, h, p in got if s == "stream.plain.nats_emit"]
+    body = [(h, decode(h, p)) for s, h, p in got if s == f"stream.{run}.main"]
+    step = [(h, decode(h, p)) for s, h, p in got if s == f"stream.{run}.nats_emit"]
     assert [v for _, v in body] == [b"\x00raw", "héllo", {"a": [1, 2.5, None, True]}, ["done"]]
     assert [h["Actorflow-Encoding"] for h, _ in body] == ["bytes", "utf-8", "msgpack", "msgpack"]
     assert [v for _, v in step] == list(range(50))
@@ -173,19 +180,20 @@ async def test_a_plain_nats_subscriber_gets_every_put_stream_in_order(nats_url: 
     assert all("Actorflow-Attempt" not in h for h, _ in body)
     # The run's end comes last and carries each step's last seq.
     subject, headers, payload = got[-1]
-    assert subject == "actorflow.run_ended.plain"
+    assert subject == f"actorflow.run_ended.{run}"
     assert decode(headers, payload) == {"seqs": {"main": 4, "nats_emit": 50}}
 
 
 async def test_a_retried_step_says_which_attempt_published(nats_url: str) -> None:
+    run = unique("retry")
     ready, got = read_plain_nats(
-        nats_url, ["stream.retry.>", "actorflow.run_ended.retry"], "actorflow.run_ended.retry"
+        nats_url, [f"stream.{run}.>", f"actorflow.run_ended.{run}"], f"actorflow.run_ended.{run}"
     )
     with anyio.fail_after(20):
         await anyio.to_thread.run_sync(ready.wait)
         async with af.Runtime(broker=af.NATSBroker(nats_url)) as rt:
-            await (await rt.start(nats_retried, None, run_id="retry")).result()
-        await eventually(lambda: any(s == "actorflow.run_ended.retry" for s, _, _ in got))
+            await (await rt.start(nats_retried, None, run_id=run)).result()
+        await eventually(lambda: any(s == f"actorflow.run_ended.{run}" for s, _, _ in got))
     step = [(h["Actorflow-Seq"], h["Actorflow-Attempt"], p) for s, h, p in got[:-1]]
     assert step == [("1", "1", b"attempt 1"), ("2", "2", b"attempt 2")]
 
@@ -195,10 +203,11 @@ async def test_a_retried_step_says_which_attempt_published(nats_url: str) -> Non
 
 async def test_a_remote_handle_subscribe_receives_the_run_and_ends_with_it(nats_url: str) -> None:
     async with runtimes(nats_url) as (executing, following):
-        sub = following.handle("remote").subscribe()
+        run = unique("remote")
+        sub = following.handle(run).subscribe()
         await following.broker.synchronize()
         with anyio.fail_after(20):
-            await executing.start(nats_mixed, 100, run_id="remote")
+            await executing.start(nats_mixed, 100, run_id=run)
             got = [msg async for msg in sub]
     assert [m.data for m in got if m.step_id == "nats_emit"] == list(range(100))
     assert [m.data for m in got if m.step_id == "main"] == [
@@ -211,17 +220,18 @@ async def test_a_remote_handle_subscribe_receives_the_run_and_ends_with_it(nats_
         seqs = [m.seq for m in got if m.step_id == step_id]
         assert seqs == list(range(1, len(seqs) + 1))
     assert all(m.dropped_before == 0 for m in got)
-    assert {m.subject for m in got} == {"stream.remote.main", "stream.remote.nats_emit"}
+    assert {m.subject for m in got} == {f"stream.{run}.main", f"stream.{run}.nats_emit"}
     assert sub.dropped == 0
 
 
 async def test_local_and_remote_pattern_subscribers_get_the_same_messages(nats_url: str) -> None:
     async with runtimes(nats_url) as (executing, following):
-        here = executing.subscribe("stream.copies.>")
-        there = following.subscribe("stream.copies.>")
+        run = unique("copies")
+        here = executing.subscribe(f"stream.{run}.>")
+        there = following.subscribe(f"stream.{run}.>")
         await following.broker.synchronize()
         with anyio.fail_after(20):
-            await (await executing.start(nats_mixed, 3, run_id="copies")).result()
+            await (await executing.start(nats_mixed, 3, run_id=run)).result()
             await eventually(lambda: there.statistics().buffered == 7)
         mine = [await anext(here) for _ in range(7)]
         theirs = [await anext(there) for _ in range(7)]
@@ -231,26 +241,47 @@ async def test_local_and_remote_pattern_subscribers_get_the_same_messages(nats_u
         there.close()
 
 
+async def test_a_catch_all_pattern_gets_stream_messages_only(nats_url: str) -> None:
+    async with runtimes(nats_url) as (executing, following):
+        run_id = unique("wide")
+        everything = following.subscribe(">")
+        run = following.subscribe_run(run_id)
+        await following.broker.synchronize()
+        with anyio.fail_after(20):
+            await executing.start(nats_count, 3, run_id=run_id)
+            assert [m.data async for m in run] == [0, 1, 2]
+            # The run's end came after its messages: the catch-all has them all by now.
+            got = [await anext(everything) for _ in range(everything.statistics().buffered)]
+        everything.close()
+    # Other test sessions may share the server: keep what names this run (the
+    # run's end, on actorflow.run_ended.<run>, must not pass as a message).
+    got = [m for m in got if run_id in m.subject.split(".")]
+    assert [(m.subject, m.data) for m in got] == [(f"stream.{run_id}.main", i) for i in range(3)]
+
+
 async def test_subscribing_to_a_run_that_already_ended_finishes_at_once(nats_url: str) -> None:
     async with af.Runtime(broker=af.NATSBroker(nats_url)) as rt:
-        await (await rt.start(nats_count, 3, run_id="over")).result()
+        run = unique("over")
+        await (await rt.start(nats_count, 3, run_id=run)).result()
         with anyio.fail_after(10):
-            assert [m async for m in rt.handle("over").subscribe()] == []
+            assert [m async for m in rt.handle(run).subscribe()] == []
 
 
 async def test_a_remote_subscription_to_one_step_ends_with_the_run(nats_url: str) -> None:
     async with runtimes(nats_url) as (executing, following):
-        sub = following.subscribe_run("one", "nats_emit")
+        run = unique("one")
+        sub = following.subscribe_run(run, "nats_emit")
         await following.broker.synchronize()
         with anyio.fail_after(20):
-            await executing.start(nats_mixed, 10, run_id="one")
+            await executing.start(nats_mixed, 10, run_id=run)
             assert [m.data async for m in sub] == list(range(10))
 
 
 # -- overflow across the bridge --------------------------------------------------------------
 
 
-async def _published_then_read(nats_url: str, run_id: str, n: int, **options: Any) -> Any:
+async def _published_then_read(nats_url: str, name: str, n: int, **options: Any) -> Any:
+    run_id = unique(name)
     async with runtimes(nats_url) as (executing, following):
         sub = following.subscribe_run(run_id, **options)
         await following.broker.synchronize()
@@ -305,7 +336,7 @@ async def test_a_full_outbound_buffer_drops_and_counts_never_blocks(nats_url: st
     broker = af.NATSBroker(nats_url, outbound_buffer=1)
     async with af.Runtime(broker=broker) as rt:
         with anyio.fail_after(20):
-            await (await rt.start(nats_count, 2000, run_id="full")).result()
+            await (await rt.start(nats_count, 2000, run_id=unique("full"))).result()
         stats = broker.statistics()
     assert stats.outbound_dropped > 0
     # Every publish (and the run's end) is sent, dropped, or still queued.

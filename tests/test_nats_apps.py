@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 import anyio
@@ -58,8 +59,9 @@ async def test_logs_live_follows_a_run_of_another_process_until_it_ends(
 ) -> None:
     db = tmp_path / "runs.db"
     async with af.Runtime(db, broker=af.NATSBroker(nats_url)) as rt:
-        handle = await rt.start(nats_app_run, ["a", "b", "c"], run_id="cli-live")
-        argv = [sys.executable, "-m", "actorflow", "logs", "cli-live"]
+        run = f"cli-live-{uuid.uuid4().hex[:12]}"  # unique on a shared server
+        handle = await rt.start(nats_app_run, ["a", "b", "c"], run_id=run)
+        argv = [sys.executable, "-m", "actorflow", "logs", run]
         argv += ["--live", "--nats", nats_url, "--json", "--db", str(db)]
         lines: list[dict[str, object]] = []
         with anyio.fail_after(30):
@@ -71,7 +73,7 @@ async def test_logs_live_follows_a_run_of_another_process_until_it_ends(
                     *complete, buffered = buffered.split(b"\n")
                     lines += [json.loads(line) for line in complete]
                     if lines:
-                        _go.setdefault("cli-live", anyio.Event()).set()
+                        _go.setdefault(run, anyio.Event()).set()
                 assert await proc.wait() == 0
             await handle.result()
     words = [line["data"] for line in lines if line["step_id"] == "main"]
@@ -103,7 +105,8 @@ async def test_the_live_route_of_another_worker_follows_the_run(
 ) -> None:
     db = tmp_path / "runs.db"
     async with af.Runtime(db, broker=af.NATSBroker(nats_url)) as executing:
-        await executing.start(nats_app_run, ["x", "y"], run_id="web-live")
+        run = f"web-live-{uuid.uuid4().hex[:12]}"  # unique on a shared server
+        await executing.start(nats_app_run, ["x", "y"], run_id=run)
         reader = af.SQLiteJournal(db, readonly=True)
         async with (
             af.Runtime(reader, broker=af.NATSBroker(nats_url)) as worker,
@@ -113,12 +116,12 @@ async def test_the_live_route_of_another_worker_follows_the_run(
             got = []
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 with anyio.fail_after(30):
-                    async with client.stream("GET", "/runs/web-live/live") as response:
+                    async with client.stream("GET", f"/runs/{run}/live") as response:
                         assert response.status_code == 200
                         async for ev in events(response):
                             got.append(ev)
                             if ev.event == "message":
-                                _go.setdefault("web-live", anyio.Event()).set()
+                                _go.setdefault(run, anyio.Event()).set()
             tg.cancel_scope.cancel()
     messages = [ev.json() for ev in got if ev.event == "message"]
     assert [m["data"] for m in messages if m["step_id"] == "main"] == [

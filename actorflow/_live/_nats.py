@@ -123,7 +123,7 @@ class NATSPublisher:
                 workflow body's, is not sent).
         """
         local = self._local
-        self._broker.send(self.subject, local.seq + 1, data, attempt)
+        self._broker._send(self.subject, local.seq + 1, data, attempt)
         await local.publish(data)
 
 
@@ -220,7 +220,7 @@ class NATSBroker:
             self._publishers.setdefault(run_id, {})[step_id] = pub
         return pub
 
-    def send(self, subject: str, seq: int, data: object, attempt: int = 0) -> None:
+    def _send(self, subject: str, seq: int, data: object, attempt: int = 0) -> None:
         """Queue ``data`` for NATS as message ``seq`` of ``subject``; never waits."""
         link = self._link
         if link is None or self._closed:

@@ -374,11 +374,14 @@ class NATSLink:
         if len(inbound) >= self.max_inbound:
             self.inbound_dropped += 1
             return
+        tokens = msg.subject.split(".")
+        if len(tokens) != 3 or tokens[0] != "stream":
+            return  # a wide pattern ("stream.>" is not, ">" is) also matches other subjects
+        _, run_id, step_id = tokens
         headers = msg.headers
         try:
             seq = int(headers[SEQ])
             data = decode_payload(msg.data, headers.get(ENCODING))
-            _, run_id, step_id = msg.subject.split(".", 2)
         except (TypeError, KeyError, ValueError) as exc:
             self.undecodable += 1
             self._warn("decode", "NATS at %s: skipped a message actorflow cannot read: %r", exc)
