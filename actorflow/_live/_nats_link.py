@@ -49,6 +49,8 @@ _ATTEMPT = ATTEMPT.encode()
 
 # How long the link waits for more to publish before it goes to sleep (seconds).
 _LINGER = 0.0005
+# A batch at least this big means publishers are busy (see _pump).
+_BUSY = 32
 
 # nats-py's buffer for what is published while disconnected (its default).
 _PENDING_SIZE = 2 * 1024 * 1024
@@ -286,11 +288,14 @@ class NATSLink:
             await event.wait()
             event.clear()
             while True:
+                batch = len(out)
                 await self._send_queued()
-                # Stay awake a moment while publishers keep publishing: waking
-                # the link costs the publishing thread a system call, so a busy
-                # publisher should find it awake and hand over whole batches.
-                await asyncio.sleep(_LINGER)
+                if batch >= _BUSY:
+                    # Publishers are busy: stay awake a moment, so that they
+                    # find the link awake and hand over whole batches (waking it
+                    # costs the publishing thread a system call). A quiet
+                    # publisher wakes it per message instead: no added latency.
+                    await asyncio.sleep(_LINGER)
                 if out:
                     continue
                 self._out_awake = False
