@@ -75,7 +75,7 @@ class NATSLink:
 
     inbound: deque[Inbound] = attrs.field(factory=deque, init=False)
     inbound_pending: bool = attrs.field(default=False, init=False)
-    connected: bool = attrs.field(default=False, init=False)
+    connected: bool = attrs.field(default=False, init=False)  # written by the link thread
     # Counters: each written by one thread only.
     published: int = attrs.field(default=0, init=False)
     outbound_dropped: int = attrs.field(default=0, init=False)  # runtime thread
@@ -85,6 +85,9 @@ class NATSLink:
     undecodable: int = attrs.field(default=0, init=False)
     reconnects: int = attrs.field(default=0, init=False)
 
+    # Invariant: _loop, _out_event and _commands are set once by the link thread
+    # before ready() is called, and only read by the runtime's thread after;
+    # _nc, _subs, _warned, _fast and _prefixes belong to the link thread.
     _call_soon: CallSoon | None = attrs.field(default=None, init=False)
     _outbound: deque[tuple[str, int, str, bytes, int]] = attrs.field(factory=deque, init=False)
     _out_awake: bool = attrs.field(default=False, init=False)
