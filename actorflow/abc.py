@@ -293,7 +293,11 @@ class LivePublisher(Protocol):
         ...
 
     async def publish(self, data: object, *, attempt: int = 0) -> None:
-        """Publish ``data`` from step ``attempt`` (0: the body); waits only for ``"block"``."""
+        """Publish ``data``; waits only for subscribers that chose ``overflow="block"``.
+
+        ``attempt`` is the publishing step's attempt (0 for the workflow body);
+        a broker that crosses processes may send it along.
+        """
         ...
 
 
@@ -353,16 +357,26 @@ class LiveBroker(Protocol):
     order, minus drops, and every drop is counted and reported on the next
     delivered message (``dropped_before``).
 
-    Lifecycle: the runtime starts ``run`` with ``task_group.start``, ``close``s it at the end.
+    Lifecycle: the runtime starts ``run`` in its task group with
+    ``task_group.start`` and calls ``close`` when it closes.
     """
 
     @property
     def crosses_processes(self) -> bool:
-        """Whether subscribers also get what other processes publish (and run ends)."""
+        """Whether subscribers also receive what other processes publish.
+
+        Then a run-scoped subscription to a run this runtime does not execute
+        stays open until the run's end reaches it through the broker (or the
+        journal says the run has already ended), instead of finishing at once.
+        """
         ...
 
     async def synchronize(self) -> None:
-        """Return once the subscriptions made so far get every later publish (a round trip)."""
+        """Return once the subscriptions made so far receive every later publish.
+
+        In-process that is at once; across processes it waits until the
+        server has taken the subscriptions (a round trip).
+        """
         ...
 
     def publisher(self, run_id: str, step_id: str) -> LivePublisher:
