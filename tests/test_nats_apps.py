@@ -8,6 +8,7 @@ that only reads the journal (as a second web worker would).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -130,3 +131,41 @@ async def test_the_live_route_of_another_worker_follows_the_run(
     ]
     assert got[-1].event == "end"
     assert got[-1].json()["status"] == "COMPLETED"
+
+
+@pytest.mark.slow
+async def test_serve_with_nats_follows_a_run_that_another_process_executes(
+    nats_url: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    run = f"serve-live-{uuid.uuid4().hex[:12]}"
+    async with af.Runtime(db, broker=af.NATSBroker(nats_url)) as executing:
+        await executing.start(nats_app_run, ["p", "q"], run_id=run)
+        argv = [sys.executable, "-m", "actorflow", "serve", "--db", str(db), "--port", "0"]
+        argv += ["--nats", nats_url]
+        got = []
+        with anyio.fail_after(30):
+            async with await anyio.open_process(argv) as server:
+                assert server.stdout is not None
+                first = b""
+                async for chunk in server.stdout:
+                    first += chunk
+                    if b"\n" in first:
+                        break
+                line = first.decode().splitlines()[0]
+                assert "through NATS" in line, line
+                base = line.split()[1]
+                async with (
+                    httpx.AsyncClient(base_url=base) as client,
+                    client.stream("GET", f"/runs/{run}/live") as response,
+                ):
+                    assert response.status_code == 200
+                    async for ev in events(response):
+                        got.append(ev)
+                        if ev.event == "message":
+                            _go.setdefault(run, anyio.Event()).set()
+                server.send_signal(signal.SIGINT)
+                assert await server.wait() == 130
+    messages = [ev.json() for ev in got if ev.event == "message"]
+    assert [m["data"] for m in messages if m["step_id"] == "main"] == [{"word": "p"}, {"word": "q"}]
+    assert got[-1].event == "end"

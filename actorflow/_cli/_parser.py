@@ -202,4 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="require 'Authorization: Bearer TOKEN' on every request (default: "
         "$ACTORFLOW_AUTH_TOKEN); needed to bind to an address other than loopback",
     )
+    serve.add_argument(
+        "--nats",
+        metavar="URL",
+        help="publish and follow live streams through this NATS server (NATSBroker), so "
+        "GET /runs/ID/live works for runs other processes execute (default: $ACTORFLOW_NATS)",
+    )
     return parser
