@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 __all__ = ("RunReading",)
 
+# Seconds a subscription to a run executed elsewhere stays open after the
+# journal says the run ended, for live messages still in flight.
+_REMOTE_END_GRACE = 1.0
+
 
 class RunReading:
     """The operations of a runtime that read the journal (see the module docs)."""
@@ -38,6 +42,9 @@ class RunReading:
     _actors: dict[str, RunActor]
     _stream_readers: StreamReaders
     _tg: anyio.abc.TaskGroup | None
+    # Run-scoped subscriptions to runs executed elsewhere, by run, while one
+    # task follows the run's end in the journal (loop thread only).
+    _followed: dict[str, list[LiveSubscription]]
 
     async def list_runs(self, status: RunStatus | str | None = None) -> list[RunInfo]:
         """Runs in the journal, oldest first, optionally only those with ``status``."""
@@ -151,19 +158,39 @@ class RunReading:
         sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
         if run_id in self._actors:
             return sub
-        if self.broker.crosses_processes and self._tg is not None:
-            self._tg.start_soon(self._finish_if_ended, sub, run_id)
-        else:
+        if not self.broker.crosses_processes or self._tg is None:
             sub.finish()
+            return sub
+        followed = self._followed.get(run_id)
+        if followed is None:
+            self._followed[run_id] = [sub]
+            self._tg.start_soon(self._follow_remote_run, run_id)
+        else:
+            followed.append(sub)
         return sub
 
-    async def _finish_if_ended(self, sub: LiveSubscription, run_id: str) -> None:
-        # Read the journal only once the broker's server has the subscription:
-        # a run that ends after this read is then sure to reach it.
-        await self.broker.synchronize()
-        info = await self.journal.get_run(run_id)
-        if info is not None and info.status.is_terminal:
-            sub.finish()
+    async def _follow_remote_run(self, run_id: str) -> None:
+        """Finish the run's subscriptions once the journal says it ended (see subscribe_run)."""
+        ended = False
+        try:
+            # Read the journal only once the broker's server has the subscriptions:
+            # a run that ends after this read is then sure to reach them.
+            await self.broker.synchronize()
+            info = await self.journal.get_run(run_id)
+            if info is None:
+                return  # not in this journal: only the broker can end them
+            if not info.status.is_terminal:
+                # The run's end normally comes through the broker first; this is
+                # the backstop for a runtime that does not publish there. The
+                # moment's wait lets messages still in flight arrive.
+                await self._wait_finished(run_id)
+                await anyio.sleep(_REMOTE_END_GRACE)
+            ended = True
+        finally:
+            followed = self._followed.pop(run_id, [])
+            if ended:
+                for sub in followed:
+                    sub.finish()
 
     async def read_stream(
         self, run_id: str, key: str, *, from_offset: int = 0

@@ -169,3 +169,21 @@ async def test_serve_with_nats_follows_a_run_that_another_process_executes(
     messages = [ev.json() for ev in got if ev.event == "message"]
     assert [m["data"] for m in messages if m["step_id"] == "main"] == [{"word": "p"}, {"word": "q"}]
     assert got[-1].event == "end"
+
+
+async def test_a_remote_subscription_ends_with_the_run_even_without_its_run_end_message(
+    nats_url: str, tmp_path: Path
+) -> None:
+    # The executing runtime does not publish on NATS: the journal tells the end.
+    db = tmp_path / "runs.db"
+    run = f"quiet-{uuid.uuid4().hex[:12]}"
+    async with af.Runtime(db) as executing:
+        handle = await executing.start(nats_app_run, ["z"], run_id=run)
+        reader = af.SQLiteJournal(db, readonly=True)
+        async with af.Runtime(reader, broker=af.NATSBroker(nats_url)) as following:
+            sub = following.subscribe_run(run)
+            await following.broker.synchronize()
+            _go.setdefault(run, anyio.Event()).set()
+            with anyio.fail_after(20):
+                assert [m async for m in sub] == []
+                assert (await handle.status()) == af.RunStatus.COMPLETED

@@ -6,7 +6,6 @@ import argparse
 import os
 from typing import TextIO
 
-import anyio
 import msgspec
 
 from .._exceptions import ActorflowError
@@ -21,9 +20,6 @@ NATS_ENV = "ACTORFLOW_NATS"
 """The environment variable ``--live`` takes the NATS server's URL from, without ``--nats``."""
 
 _json_line = msgspec.json.Encoder()
-
-# Seconds to wait for the last messages once the journal says the run ended.
-_GRACE = 2.0
 
 
 async def live_logs(args: argparse.Namespace, out: TextIO, style: Style) -> None:
@@ -42,25 +38,12 @@ async def live_logs(args: argparse.Namespace, out: TextIO, style: Style) -> None
     journal = await readonly_journal(args.db, "or run `actorflow demo` to create one")
     async with Runtime(journal, broker=NATSBroker(url, name="actorflow logs --live")) as rt:
         info = await resolve_run(JournalReader(journal), args.run)
-        sub = rt.subscribe_run(info.run_id, args.step)
-        ended = anyio.Event()
-
-        async def backstop() -> None:
-            # The run's end normally arrives through NATS. If the runtime that
-            # executes the run does not publish there, the journal still says
-            # when it ended: then wait a moment for messages in flight, and stop.
-            await rt.wait(info.run_id)
-            with anyio.move_on_after(_GRACE):
-                await ended.wait()
-            sub.finish()
-
-        async with anyio.create_task_group() as tg, sub:
-            tg.start_soon(backstop)
+        # It ends with the run: through NATS, or (if the run's runtime does not
+        # publish there) when the journal says so.
+        async with rt.subscribe_run(info.run_id, args.step) as sub:
             async for msg in sub:
                 out.write(_line(args, style, msg))
                 out.flush()
-            ended.set()
-            tg.cancel_scope.cancel()
 
 
 def _line(args: argparse.Namespace, style: Style, msg: Message) -> str:
