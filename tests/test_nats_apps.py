@@ -182,7 +182,10 @@ async def test_a_remote_subscription_ends_with_the_run_even_without_its_run_end_
         reader = af.SQLiteJournal(db, readonly=True)
         async with af.Runtime(reader, broker=af.NATSBroker(nats_url)) as following:
             sub = following.subscribe_run(run)
+            # After these, the runtime's own read of the run (queued before
+            # them) has seen it running: its end can only come afterwards.
             await following.broker.synchronize()
+            assert (await following.status(run)) == af.RunStatus.RUNNING
             _go.setdefault(run, anyio.Event()).set()
             with anyio.fail_after(20):
                 assert [m async for m in sub] == []
