@@ -148,8 +148,9 @@ class RunReading:
         A run that does not execute in this runtime (it ended, or another
         process executes it) gives a subscription that is already finished,
         unless the broker crosses processes: then it follows the run until
-        the run's end arrives through the broker, and finishes at once if the
-        journal says the run has already ended.
+        the run's end arrives through the broker, or the journal says the run
+        ended (at once if it already has; else a moment later, for messages
+        still in flight).
 
         Raises:
             ValidationError: bad step id, buffer or overflow policy.
