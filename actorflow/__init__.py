@@ -64,6 +64,7 @@ from ._live import (
     SubscriptionStatistics,
 )
 from ._registry import Backoff, Step, Workflow, step, workflow
+from ._restarts import StreamRestart, latest_attempts
 from ._runtime import Runtime
 from .abc import Journal, RunInfo, RunStatus, StreamEntry, StreamInfo
 
@@ -109,6 +110,7 @@ __all__ = (
     "StreamClosed",
     "StreamEntry",
     "StreamInfo",
+    "StreamRestart",
     "Subscription",
     "SubscriptionStatistics",
     "SystemClock",
@@ -120,6 +122,7 @@ __all__ = (
     "WorkflowNotFound",
     "abc",
     "last",
+    "latest_attempts",
     "records",
     "step",
     "workflow",

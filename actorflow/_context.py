@@ -11,7 +11,7 @@ when the attempt is given up, after which the context refuses to write.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import anyio
 import anyio.from_thread
@@ -34,6 +34,7 @@ __all__ = (
     "run_port",
 )
 
+I = TypeVar("I")  # noqa: E741
 O = TypeVar("O")  # noqa: E741
 
 
@@ -153,6 +154,11 @@ class WorkflowContext:
 
     def __repr__(self) -> str:
         return f"<WorkflowContext run_id={self.run_id!r} workflow={self.workflow!r}>"
+
+    @overload
+    async def step(self, step: Step[None, O]) -> O: ...
+    @overload
+    async def step(self, step: Step[I, O], input: I) -> O: ...
 
     async def step(self, step: Step[Any, O], input: Any = None) -> O:
         """Run ``step`` with ``input`` as a child actor of this run and return its output.

@@ -9,7 +9,7 @@ actorflow works without it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeAlias
 
 __all__ = (
@@ -17,6 +17,7 @@ __all__ = (
     "current_call_here",
     "current_call_soon",
     "current_loop_token",
+    "spawn_detached",
     "virtual_time_backend",
     "virtual_time_loop_factory",
 )
@@ -40,6 +41,30 @@ def _current_library() -> str:
         raise RuntimeError(
             "current_call_soon() must be called from async code running on asyncio or trio"
         ) from None
+
+
+#: asyncio keeps only weak references to tasks: these are held until they end.
+_detached: set[Any] = set()
+
+
+def spawn_detached(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Start ``fn()`` in a task of its own that outlives the caller's task.
+
+    For what structured concurrency cannot express: a task group entered in
+    one task and left in another (a runtime opened in one notebook cell and
+    closed in the next). ``fn`` must not raise (on trio, a system task that
+    raises crashes the run); it is cancelled when the event loop ends.
+    """
+    if _current_library() == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(fn)
+    else:
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(fn())
+        _detached.add(task)
+        task.add_done_callback(_detached.discard)
 
 
 def current_call_soon() -> CallSoon:

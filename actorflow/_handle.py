@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 import attrs
 
 from ._live import Overflow
+from ._restarts import StreamRestart
 from .abc import LiveSubscription, RunStatus, StreamEntry
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ("RunHandle",)
 
 O = TypeVar("O")  # noqa: E741
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -80,10 +82,55 @@ class RunHandle(Generic[O]):
         """Subscribe to this run's live stream (one step's, or all), until the run ends."""
         return self._runtime.subscribe_run(self.run_id, step, buffer=buffer, overflow=overflow)
 
-    def read_stream(self, key: str, *, from_offset: int = 0) -> AsyncIterator[object]:
-        """The values of durable stream ``key``: replay from ``from_offset``, then live."""
-        return self._runtime.read_stream(self.run_id, key, from_offset=from_offset)
+    @overload
+    def read_stream(
+        self, key: str, *, from_offset: int = 0, restarts: bool = False
+    ) -> AsyncIterator[object]: ...
+    @overload
+    def read_stream(
+        self, key: str, *, from_offset: int = 0, type: type[T], restarts: Literal[False] = False
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def read_stream(
+        self, key: str, *, from_offset: int = 0, type: type[T], restarts: Literal[True]
+    ) -> AsyncIterator[T | StreamRestart]: ...
 
-    def read_stream_entries(self, key: str, *, from_offset: int = 0) -> AsyncIterator[StreamEntry]:
-        """The entries of durable stream ``key``, as :class:`~actorflow.StreamEntry`."""
-        return self._runtime.read_stream_entries(self.run_id, key, from_offset=from_offset)
+    @overload
+    def read_stream(
+        self, key: str, *, from_offset: int = 0, type: Any = None, restarts: bool = False
+    ) -> AsyncIterator[Any]: ...
+
+    def read_stream(
+        self, key: str, *, from_offset: int = 0, type: Any = None, restarts: bool = False
+    ) -> AsyncIterator[Any]:
+        """The values of durable stream ``key``: replay from ``from_offset``, then live.
+
+        ``type=`` converts each value (``handle.read_stream("tokens", type=str)``
+        is an ``AsyncIterator[str]``); ``restarts=True`` yields a
+        :class:`~actorflow.StreamRestart` where a retried step starts over (see
+        :meth:`Runtime.read_stream`).
+        """
+        return self._runtime.read_stream(
+            self.run_id, key, from_offset=from_offset, type=type, restarts=restarts
+        )
+
+    @overload
+    def read_stream_entries(
+        self, key: str, *, from_offset: int = 0, restarts: Literal[False] = False
+    ) -> AsyncIterator[StreamEntry]: ...
+    @overload
+    def read_stream_entries(
+        self, key: str, *, from_offset: int = 0, restarts: bool
+    ) -> AsyncIterator[StreamEntry | StreamRestart]: ...
+
+    def read_stream_entries(
+        self, key: str, *, from_offset: int = 0, restarts: bool = False
+    ) -> AsyncIterator[StreamEntry | StreamRestart]:
+        """The entries of durable stream ``key``, as :class:`~actorflow.StreamEntry`.
+
+        With ``restarts=True``, a :class:`~actorflow.StreamRestart` comes before
+        the first entry of a step's retried attempt.
+        """
+        return self._runtime.read_stream_entries(
+            self.run_id, key, from_offset=from_offset, restarts=restarts
+        )

@@ -9,8 +9,8 @@ runtime inherits it; the attributes below are the runtime's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing, nullcontext
-from typing import TYPE_CHECKING, Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -19,6 +19,7 @@ from ._exceptions import ActorflowError, RunNotFound, ValidationError
 from ._follow import follow
 from ._live import Overflow, run_pattern
 from ._outcome import outcome, wait_event
+from ._restarts import StreamRestart
 from ._stream_reader import StreamReaders
 from ._validate import validate_key
 from .abc import Journal, LiveBroker, LiveSubscription, RunInfo, RunStatus, StreamEntry
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ._run import RunActor
 
 __all__ = ("RunReading",)
+
+T = TypeVar("T")
 
 # Seconds a subscription to a run executed elsewhere stays open after the
 # journal says the run ended, for live messages still in flight.
@@ -193,30 +196,82 @@ class RunReading:
                 for sub in followed:
                     sub.finish()
 
-    async def read_stream(
-        self, run_id: str, key: str, *, from_offset: int = 0
-    ) -> AsyncIterator[object]:
+    @overload
+    def read_stream(
+        self, run_id: str, key: str, *, from_offset: int = 0, restarts: bool = False
+    ) -> AsyncIterator[object]: ...
+    @overload
+    def read_stream(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        from_offset: int = 0,
+        type: type[T],
+        restarts: Literal[False] = False,
+    ) -> AsyncIterator[T]: ...
+    @overload
+    def read_stream(
+        self, run_id: str, key: str, *, from_offset: int = 0, type: type[T], restarts: Literal[True]
+    ) -> AsyncIterator[T | StreamRestart]: ...
+
+    @overload
+    def read_stream(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        from_offset: int = 0,
+        type: Any = None,
+        restarts: bool = False,
+    ) -> AsyncIterator[Any]: ...
+
+    def read_stream(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        from_offset: int = 0,
+        type: Any = None,
+        restarts: bool = False,
+    ) -> AsyncIterator[Any]:
         """Yield the values of a durable stream from ``from_offset``: replay, then live.
+
+        Args:
+            run_id: the run.
+            key: the stream's key.
+            from_offset: the first offset to read.
+            type: convert each value to this type (``msgspec.convert``: a
+                Struct written as a Struct comes back as one).
+            restarts: yield a :class:`~actorflow.StreamRestart` before the first
+                value of a step's retried attempt (see ``read_stream_entries``).
 
         Raises:
             RunNotFound: no such run.
-            ValidationError: bad key or offset.
+            ValidationError: bad key or offset, or a value that is not a ``type``.
         """
-        validate_key(key)
-        # aclosing: a reader that stops early closes the inner generator too (trio
-        # warns about async generators left to the garbage collector).
-        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
-            async for entry in entries:
-                yield entry.value
+        return self._stream_readers.values(run_id, key, from_offset, type=type, restarts=restarts)
 
-    async def read_stream_entries(
-        self, run_id: str, key: str, *, from_offset: int = 0
-    ) -> AsyncIterator[StreamEntry]:
-        """Like :meth:`read_stream`, yielding :class:`~actorflow.StreamEntry` values."""
-        validate_key(key)
-        async with aclosing(self._stream_readers.entries(run_id, key, from_offset)) as entries:
-            async for entry in entries:
-                yield entry
+    @overload
+    def read_stream_entries(
+        self, run_id: str, key: str, *, from_offset: int = 0, restarts: Literal[False] = False
+    ) -> AsyncIterator[StreamEntry]: ...
+    @overload
+    def read_stream_entries(
+        self, run_id: str, key: str, *, from_offset: int = 0, restarts: bool
+    ) -> AsyncIterator[StreamEntry | StreamRestart]: ...
+
+    def read_stream_entries(
+        self, run_id: str, key: str, *, from_offset: int = 0, restarts: bool = False
+    ) -> AsyncIterator[StreamEntry | StreamRestart]:
+        """Like :meth:`read_stream`, yielding :class:`~actorflow.StreamEntry` values.
+
+        With ``restarts=True``, a :class:`~actorflow.StreamRestart` comes just
+        before the first entry of a step's retried attempt, naming the earlier
+        attempt's entries it supersedes (a reader resuming mid-stream learns of
+        it too): drop or mark them, and the output shows once.
+        """
+        return self._stream_readers.read(run_id, key, from_offset, restarts=restarts)
 
     async def get_event(self, run_id: str, key: str, *, timeout: float | None = None) -> Any:
         """Wait until run ``run_id`` sets event ``key`` and return its latest value.

@@ -7,7 +7,7 @@ import random
 import re
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
@@ -19,6 +19,7 @@ if typing.TYPE_CHECKING:
 __all__ = (
     "Backoff",
     "Step",
+    "StepDecorator",
     "Workflow",
     "lookup_workflow",
     "register_workflow",
@@ -29,6 +30,10 @@ __all__ = (
 
 I = TypeVar("I")  # noqa: E741 - the input type, as in the signatures users read
 O = TypeVar("O")  # noqa: E741
+# A step or workflow taking a base class accepts a subclass, and one returning a
+# subclass may stand where a base class is returned.
+I_contra = TypeVar("I_contra", contravariant=True)
+O_co = TypeVar("O_co", covariant=True)
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -101,7 +106,7 @@ class Backoff:
 
 
 @attrs.frozen
-class Step(Generic[I, O]):
+class Step(Generic[I_contra, O_co]):
     """A registered step: call it from a workflow body with ``await ctx.step(s, input)``.
 
     Calling the object directly runs the plain function with no journal,
@@ -126,12 +131,12 @@ class Step(Generic[I, O]):
     is_async: bool = attrs.field(default=False, repr=False)
     output_type: Any = attrs.field(default=Any, repr=False)
 
-    def __call__(self, ctx: Any, input: I) -> Any:
+    def __call__(self, ctx: Any, input: I_contra) -> Any:
         return self.fn(ctx, input)
 
 
 @attrs.frozen
-class Workflow(Generic[I, O]):
+class Workflow(Generic[I_contra, O_co]):
     """A registered workflow: start it with ``await rt.start(wf, input)``.
 
     Attributes:
@@ -139,12 +144,12 @@ class Workflow(Generic[I, O]):
         name: its registered name (what the journal records).
     """
 
-    fn: Callable[[WorkflowContext, I], Awaitable[O]] = attrs.field(repr=False)
+    fn: Callable[[WorkflowContext, I_contra], Awaitable[O_co]] = attrs.field(repr=False)
     name: str
     input_type: Any = attrs.field(default=Any, repr=False)
     output_type: Any = attrs.field(default=Any, repr=False)
 
-    def __call__(self, ctx: WorkflowContext, input: I) -> Awaitable[O]:
+    def __call__(self, ctx: WorkflowContext, input: I_contra) -> Awaitable[O_co]:
         return self.fn(ctx, input)
 
 
@@ -175,6 +180,15 @@ def _check_signature(fn: Callable[..., Any], what: str) -> None:
         )
 
 
+class StepDecorator(Protocol):
+    """What ``@af.step(...)`` with options returns: it keeps the step's types."""
+
+    @overload
+    def __call__(self, fn: Callable[[StepContext, I], Coroutine[Any, Any, O]], /) -> Step[I, O]: ...
+    @overload
+    def __call__(self, fn: Callable[[ThreadStepContext, I], O], /) -> Step[I, O]: ...
+
+
 @overload
 def step(fn: Callable[[StepContext, I], Coroutine[Any, Any, O]], /) -> Step[I, O]: ...
 @overload
@@ -187,7 +201,7 @@ def step(
     backoff: Backoff = ...,
     timeout: float | None = None,
     heartbeat_timeout: float | None = None,
-) -> Callable[[Callable[..., Any]], Step[Any, Any]]: ...
+) -> StepDecorator: ...
 
 
 def step(
@@ -199,7 +213,7 @@ def step(
     backoff: Backoff = Backoff(),
     timeout: float | None = None,
     heartbeat_timeout: float | None = None,
-) -> Step[Any, Any] | Callable[[Callable[..., Any]], Step[Any, Any]]:
+) -> Step[Any, Any] | StepDecorator:
     """Register a step, bare (``@af.step``) or with options (``@af.step(retries=3)``).
 
     An ``async def`` step runs in the event loop; a plain ``def`` step runs in

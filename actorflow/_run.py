@@ -19,7 +19,14 @@ import msgspec
 
 from ._codec import _encoder, decode_value, encode_value, error_info
 from ._context import WorkflowContext
-from ._exceptions import EncodeError, NonDeterminism, StepFailed, StreamClosed, ValidationError
+from ._exceptions import (
+    EncodeError,
+    JournalError,
+    NonDeterminism,
+    StepFailed,
+    StreamClosed,
+    ValidationError,
+)
 from ._history import BodyOp, ReplayState
 from ._instrument import Hooks
 from ._registry import Step, Workflow
@@ -207,18 +214,24 @@ class RunActor:
 
     async def run(self) -> None:
         """Execute the body, then record how the run ended (unless the runtime stopped it)."""
+        hooks = self.services.hooks
         try:
-            hooks = self.services.hooks
             self.append(RunResumed(self.run_id, at=self.services.clock.time()))
             if hooks.run_started is not None:
                 hooks.run_started(self.run_id, self.workflow.name, resumed=self.resumed)
             await self._execute()
+        except JournalError as exc:
+            if hooks.journal_failed is not None:
+                hooks.journal_failed(self.run_id, exc)
+            raise
         finally:
             self._done = True
             if self._finished is not None:
                 self._finished.set()
             if not self._ending:  # stopped by the runtime: the run stays unfinished
                 self.services.ended(self)
+                if self.services.hooks.run_stopped is not None:
+                    self.services.hooks.run_stopped(self.run_id, self.workflow.name)
 
     async def _execute(self) -> None:
         ctx = WorkflowContext(self)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, overload
 
 import anyio
 import anyio.abc
 import attrs
 import msgspec
 
+from ._background import close_runtime, open_runtime
 from ._clock import SystemClock
 from ._codec import encode_value
 from ._exceptions import (
@@ -25,6 +26,7 @@ from ._history import fold
 from ._instrument import Hooks, hooks_of
 from ._journals import open_journal
 from ._live import Broker
+from ._logging import LOGGING
 from ._reading import RunReading
 from ._recovery import resumable_runs
 from ._registry import Workflow, lookup_workflow, validate_name
@@ -44,6 +46,8 @@ from .records import RunFinished as RunFinishedRecord
 
 __all__ = ("Runtime",)
 
+I = TypeVar("I")  # noqa: E741
+T = TypeVar("T")
 O = TypeVar("O")  # noqa: E741
 
 
@@ -68,7 +72,8 @@ class Runtime(RunReading):
         clock: the source of time (:class:`actorflow.abc.Clock`); default:
             :class:`~actorflow.SystemClock`.
         instrument: hooks observing runs, steps, streams and commits
-            (:class:`actorflow.abc.Instrument`); default: none.
+            (:class:`actorflow.abc.Instrument`), called after the built-in
+            ones that log to the ``actorflow`` loggers; default: none.
         execute: whether this runtime executes runs. A runtime that cannot
             write the journal because another one does (a second worker of
             a web server on one SQLite file) reads it, sends its starts,
@@ -104,7 +109,7 @@ class Runtime(RunReading):
     ) -> None:
         self.broker = Broker() if broker is None else broker
         self.clock = SystemClock() if clock is None else clock
-        self._hooks = hooks_of(instrument)
+        self._hooks = hooks_of(LOGGING, instrument)
         self._sharing = Sharing(execute, self._use)
         self._use(open_journal(journal))
         self._tg = None
@@ -122,6 +127,28 @@ class Runtime(RunReading):
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"
+
+    async def open(self) -> Self:
+        """Open the runtime without ``async with``; :meth:`aclose` closes it, from any task.
+
+        For notebooks: ``rt = await af.Runtime("runs.db").open()`` in one cell,
+        ``await rt.aclose()`` in another. The runtime's task group lives in a
+        background task (a task group must be left in the task that entered it).
+
+        Raises:
+            ActorflowError: the runtime is open already.
+        """
+        await open_runtime(self)
+        return self
+
+    async def aclose(self) -> None:
+        """Close a runtime opened with :meth:`open` (a no-op if it is not open)."""
+        await close_runtime(self)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the runtime is open (inside ``async with``, or between open and close)."""
+        return self._tg is not None
 
     async def __aenter__(self) -> Self:
         await self._sharing.open(self.journal)
@@ -218,6 +245,19 @@ class Runtime(RunReading):
 
     # -- starting and finding runs --------------------------------------------------
 
+    @overload
+    async def start(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None
+    ) -> RunHandle[O]: ...
+    @overload
+    async def start(
+        self, workflow: str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]: ...
+
     async def start(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
     ) -> RunHandle[O]:
@@ -294,6 +334,15 @@ class Runtime(RunReading):
             )
         return RunHandle(self, run_id)
 
+    @overload
+    async def run(
+        self, workflow: Workflow[None, O], input: None = None, *, run_id: str | None = None
+    ) -> O: ...
+    @overload
+    async def run(self, workflow: Workflow[I, O], input: I, *, run_id: str | None = None) -> O: ...
+    @overload
+    async def run(self, workflow: str, input: Any = None, *, run_id: str | None = None) -> Any: ...
+
     async def run(
         self, workflow: Workflow[Any, O] | str, input: Any = None, *, run_id: str | None = None
     ) -> O:
@@ -311,6 +360,7 @@ class Runtime(RunReading):
         Raises:
             RunNotFound: no such run.
         """
+        requester = self._sharing.requester  # held across the awaits, as in send()
         actor = self._actors.get(run_id)
         if actor is not None and actor.tell(CancelRun()):
             await actor.wait_finished()
@@ -320,8 +370,8 @@ class Runtime(RunReading):
             if run_id in self._actors:
                 await self._wait_finished(run_id)
             return
-        if self._sharing.requester is not None:
-            await self._sharing.requester.cancel(run_id)
+        if requester is not None:
+            await requester.cancel(run_id)
             await self._wait_finished(run_id)
             return
         for stream in await self.journal.list_streams(run_id):
@@ -371,11 +421,14 @@ class Runtime(RunReading):
         if key is not None:
             validate_key(key, "idempotency key")
         data = encode_value(value, f"the message sent to run {run_id!r}")
-        if self._sharing.requester is not None:
+        # Held across the awaits: a request made just before this runtime took
+        # over is still applied, by this runtime itself.
+        requester = self._sharing.requester
+        if requester is not None:
             info = await self.get_run(run_id)
             if info.status.is_terminal:
                 raise _finished(run_id, info.status.value)
-            await self._sharing.requester.send(run_id, topic, data, key)
+            await requester.send(run_id, topic, data, key)
             return
         await self._send(run_id, topic, data, key)
 

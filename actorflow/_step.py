@@ -145,6 +145,9 @@ class StepActor:
             deadline = state.last_heartbeat + timeout
             now = clock.current_time()
             if now >= deadline:
+                hook = self.run.hooks.heartbeat_timeout
+                if hook is not None:
+                    hook(self.run.run_id, self.step_id, state.attempt, timeout)
                 scope.cancel()
                 return
             await clock.sleep(deadline - now)

@@ -25,12 +25,17 @@ the number of readers.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
 
 import anyio
 import attrs
+import msgspec
 
 from ._exceptions import RunNotFound, ValidationError
 from ._follow import follow
+from ._restarts import StreamRestart, with_restarts
+from ._validate import validate_key
 from .abc import Journal, StreamEntry, StreamPage
 
 __all__ = ("StreamReaders",)
@@ -96,6 +101,45 @@ class StreamReaders:
                 del self._followers[stream]
             else:
                 self._followers[stream] -= 1
+
+    async def read(
+        self, run_id: str, key: str, from_offset: int, *, restarts: bool
+    ) -> AsyncGenerator[StreamEntry | StreamRestart, None]:
+        """What ``Runtime.read_stream_entries`` yields (see :func:`~._restarts.with_restarts`)."""
+        validate_key(key)
+        entries: AsyncGenerator[StreamEntry | StreamRestart, None]
+        if restarts:
+            entries = with_restarts(
+                self.entries(run_id, key, from_offset),
+                from_offset,
+                lambda: self.entries(run_id, key, 0),
+            )
+        else:
+            entries = self.entries(run_id, key, from_offset)
+        # aclosing: a reader that stops early closes the inner generator too (trio
+        # warns about async generators left to the garbage collector).
+        async with aclosing(entries) as items:
+            async for item in items:
+                yield item
+
+    async def values(
+        self, run_id: str, key: str, from_offset: int, *, type: Any, restarts: bool
+    ) -> AsyncGenerator[object, None]:
+        """What ``Runtime.read_stream`` yields: values (converted to ``type`` if given)."""
+        async with aclosing(self.read(run_id, key, from_offset, restarts=restarts)) as items:
+            async for item in items:
+                if isinstance(item, StreamRestart):
+                    yield item
+                elif type is None:
+                    yield item.value
+                else:
+                    try:
+                        yield msgspec.convert(item.value, type)
+                    except msgspec.ValidationError as exc:
+                        raise ValidationError(
+                            f"entry {item.offset} of stream {key!r} of run {run_id!r} is not "
+                            f"a {type!r} ({exc}); read it with another type=, or none"
+                        ) from None
 
     async def _read(self, run_id: str, key: str, offset: int, seen: int) -> StreamPage:
         # Sharing is sound: a commit the shared page misses was made after the

@@ -262,6 +262,9 @@ class Instrument:
     ) -> None:
         """A run ended: ``status`` is COMPLETED, FAILED or CANCELLED."""
 
+    def run_stopped(self, run_id: str, workflow: str) -> None:
+        """The runtime closed while the run ran: it stays unfinished, and resumes later."""
+
     def step_started(self, run_id: str, step_id: str, attempt: int) -> None:
         """An attempt of a step began."""
 
@@ -273,6 +276,9 @@ class Instrument:
     def step_finished(self, run_id: str, step_id: str, attempt: int) -> None:
         """An attempt returned; the step is complete."""
 
+    def heartbeat_timeout(self, run_id: str, step_id: str, attempt: int, timeout: float) -> None:
+        """An attempt sent no heartbeat for ``timeout`` s; it is cancelled (step_failed follows)."""
+
     def stream_written(self, run_id: str, key: str, offset: int, step_id: str) -> None:
         """A durable stream entry was queued."""
 
@@ -281,6 +287,9 @@ class Instrument:
 
     def committed(self, ticket: int) -> None:
         """The journal committed everything up to ``ticket``."""
+
+    def journal_failed(self, run_id: str, error: BaseException) -> None:
+        """The journal failed under run ``run_id`` (a write or a commit raised ``error``)."""
 
 
 @runtime_checkable

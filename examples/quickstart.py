@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -19,7 +20,7 @@ import anyio
 import actorflow as af
 
 
-async def fake_llm(prompt: str):  # type: ignore[no-untyped-def]
+async def fake_llm(prompt: str) -> AsyncIterator[str]:
     """A deterministic stand-in for a model that streams its answer."""
     for word in f"You asked: {prompt!r}. Here is a streamed answer.".split():
         await anyio.sleep(0.01)
@@ -62,7 +63,7 @@ async def main(db: Path) -> None:
         async for token in handle.read_stream("tokens"):
             print(token, end="")
         print()
-        [info] = await rt.list_runs()
+        info = await rt.get_run(handle.run_id)  # the journal may hold earlier runs too
         print(f"run {info.run_id} {info.status.value}")
 
 

@@ -476,6 +476,21 @@ def test_version(tmp_path: Path) -> None:
     )
 
 
+def test_actorflow_journal_is_the_default_db(failed_db: Path, tmp_path: Path) -> None:
+    """Without --db, commands read $ACTORFLOW_JOURNAL; an explicit --db still wins."""
+    env = {**_env(), "ACTORFLOW_JOURNAL": str(failed_db)}
+    run = [sys.executable, "-m", "actorflow"]
+    listed = subprocess.run([*run, "runs"], env=env, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("broken\tbroken\tFAILED\t")
+    elsewhere = str(tmp_path / "absent.db")
+    other = subprocess.run(
+        [*run, "runs", "--db", elsewhere], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert other.returncode == 1
+    assert "absent.db" in other.stderr
+
+
 # -- errors ----------------------------------------------------------------------------
 
 

@@ -16,10 +16,11 @@ EXPECTED = {
     "live_tokens.py": "console subscriber: 18 tokens, in order",
     "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
+    "otel_console.py": "2 lives of run 'otel-demo' in one trace: 6 spans",
 }
 #: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
-#: real browser, by tests/test_web_browser.py).
-SERVERS = {"web_chat.py"}
+#: real browser, by tests/test_web_browser.py), and by tests/test_web_fastapi.py.
+SERVERS = {"web_chat.py", "fastapi_chat.py"}
 
 
 @pytest.mark.slow
@@ -36,6 +37,23 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert EXPECTED.get(example.name, "") in proc.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_runs_twice_on_one_journal(tmp_path: Path) -> None:
+    """The second run finds the first in the journal and still reports its own."""
+    example = Path(__file__).parent.parent / "examples" / "quickstart.py"
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, str(example), "x.db"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert EXPECTED["quickstart.py"] in proc.stdout
+        assert proc.stdout.rstrip().endswith("COMPLETED")
 
 
 def test_every_example_has_an_expectation() -> None:

@@ -188,3 +188,8 @@ def test_after_a_restart_mid_stream_the_page_resumes_with_nothing_lost_or_double
     assert attempts.count(attempts[-1]) == words
     assert attempts[-1] >= 2
     assert final["opens"] >= 2  # the EventSource reconnected
+    # The server said where the last attempt starts over (a `restart` event).
+    restart = final["restarts"][-1]
+    assert restart["attempt"] == attempts[-1]
+    assert restart["offset"] == attempts.index(attempts[-1])
+    assert restart["from_offset"] == attempts.index(attempts[restart["offset"] - 1])

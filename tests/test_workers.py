@@ -124,3 +124,23 @@ async def test_execute_false_needs_a_shared_journal() -> None:
     with pytest.raises(af.ValidationError, match="cannot be"):
         async with af.Runtime(execute=False):
             pass
+
+
+async def test_every_waiter_of_a_reader_wakes_for_one_commit(tmp_path: Path) -> None:
+    """Waiters share the reader's watch: the one that sees a commit wakes the others."""
+    db = tmp_path / "runs.db"
+    async with af.Runtime(db) as writer, af.Runtime(db, execute=False) as client:
+        handles = [await writer.start(wk_flow, f"w{i}") for i in range(4)]
+        results: list[object] = []
+
+        async def wait(handle: af.RunHandle[Any]) -> None:
+            results.append(await client.handle(handle.run_id).result())
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for handle in handles:
+                    tg.start_soon(wait, handle)
+                await anyio.wait_all_tasks_blocked()
+                for handle in handles:  # one commit may end several waits
+                    await writer.send(handle.run_id, "go", topic="approve")
+        assert sorted(results) == [f"W{i} GO" for i in range(4)]

@@ -7,7 +7,10 @@ attempt-tagged; every run completes exactly once.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
 
@@ -73,3 +76,48 @@ async def _drive(db: Path, first: object) -> float:
                 assert values == list(range(len(values))), attempt  # each a prefix, in order
             assert [v async for v in handle.read_stream("done")] == [40]  # body writes once
     return took_over
+
+
+@pytest.mark.slow
+def test_a_paused_writer_keeps_its_runs_and_goes_on_when_it_continues(tmp_path: Path) -> None:
+    """SIGSTOP: no takeover (the writer lock is the fence); SIGCONT: the run goes on."""
+    db = tmp_path / "app.db"
+    first = spawn("worker_app.py", db, "asyncio")
+    expect_line(first, "READY writer")
+    second = spawn("worker_app.py", db, "asyncio")
+    expect_line(second, "READY waiting")
+    try:
+        anyio.run(_pause_and_continue, db, first)
+        assert second.poll() is None  # still waiting: it never wrote
+    finally:
+        sigkill(first)
+        sigkill(second)
+
+
+async def _pause_and_continue(db: Path, first: object) -> None:
+    pid = first.pid  # type: ignore[attr-defined]
+    async with af.Runtime(db, execute=False) as client:
+        handle = await client.start("mp_flow", 40)
+        with anyio.fail_after(30):
+            await _wait_for_tokens(client, handle.run_id, 5)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # Well past a takeover (~0.1 s): nothing writes while the writer sleeps.
+            await anyio.sleep(1.0)
+            info = await client.get_run(handle.run_id)
+            assert info.status is af.RunStatus.RUNNING
+            entries = [e async for e in _committed(client, handle.run_id)]
+            assert {e.attempt for e in entries} == {1}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with anyio.fail_after(30):
+            assert await handle.result() == 40
+        entries = [e async for e in handle.read_stream_entries("tokens")]
+        assert [e.value for e in entries] == list(range(40))  # one attempt, never taken over
+        assert {e.attempt for e in entries} == {1}
+
+
+async def _committed(client: af.Runtime, run_id: str) -> AsyncIterator[af.StreamEntry]:
+    page = await client.journal.read_stream(run_id, "tokens")
+    for entry in page.entries:
+        yield entry

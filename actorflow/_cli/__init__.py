@@ -1,6 +1,7 @@
 """The ``actorflow`` command line (also ``python -m actorflow``).
 
-``demo`` writes a journal through a :class:`~actorflow.Runtime`; ``runs``,
+``demo``, ``cancel`` and ``send`` write a journal through a
+:class:`~actorflow.Runtime` (so need one that no other runtime writes); ``runs``,
 ``show`` and ``logs`` only read one, through ``SQLiteJournal(path,
 readonly=True)``: they never take the writer lock and never create a file, so
 they can watch a journal that a runtime in another process is writing.
@@ -9,7 +10,8 @@ Exit status: 0 done, 1 an actorflow error (no journal, unknown run, ...), 2 a
 usage error, 130 interrupted (Ctrl-C). Errors are one line on stderr.
 
 Modules: ``_parser`` (arguments), ``_reading`` (read-only journal access),
-``_commands`` (``runs``, ``show``, ``serve``), ``_logs``, ``_demo_command``
+``_commands`` (``runs``, ``show``, ``serve``), ``_logs``, ``_manage``
+(``cancel``, ``send``), ``_demo_command``
 (``demo``) and ``_demo`` (its workflow and worker processes), and
 ``_terminal`` (how text looks); this one dispatches and maps errors to exit
 statuses.
@@ -31,6 +33,7 @@ import anyio
 from .._exceptions import ActorflowError
 from ._commands import runs, serve, show
 from ._logs import logs
+from ._manage import cancel, send
 from ._parser import build_parser
 from ._terminal import Style
 
@@ -57,6 +60,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO, Style], Awaitable[int
     "show": show,
     "logs": logs,
     "serve": serve,
+    "cancel": cancel,
+    "send": send,
 }
 
 
@@ -74,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backend = getattr(args, "backend", "asyncio")
     if backend == "trio" and importlib.util.find_spec("trio") is None:
         print(
-            "actorflow: error: the trio backend needs trio: pip install 'actorflow[trio]'",
+            "actorflow: error: the trio backend needs trio: pip install '.[trio]' in an actorflow "
+            "checkout, or pip install 'actorflow[trio] @ git+<clone URL>'",
             file=sys.stderr,
         )
         return 1

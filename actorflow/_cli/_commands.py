@@ -29,6 +29,8 @@ __all__ = ("runs", "serve", "show")
 async def runs(args: argparse.Namespace, out: TextIO, style: Style) -> None:
     async with reading(args.db) as journal:
         found = await journal.list_runs(None if args.status is None else RunStatus(args.status))
+    if args.workflow is not None:
+        found = [run for run in found if run.workflow == args.workflow]
     if args.limit is not None:
         found = found[-args.limit :]
     if not found:
@@ -225,6 +227,10 @@ async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> int:
     if workflows:
         journal = SQLiteJournal(args.db)
         mode = "workflows " + ", ".join(wf.name for wf in workflows)
+    elif args.manage:
+        await readonly_journal(args.db, "or --workflow MODULE:NAME (that creates the journal)")
+        journal = SQLiteJournal(args.db)
+        mode = "managing runs"
     else:
         journal = await readonly_journal(
             args.db, "or --workflow MODULE:NAME to serve a workflow (that creates the journal)"
@@ -242,7 +248,7 @@ async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> int:
             out.flush()
 
         await web.serve(
-            web.app(rt, workflows=workflows, **security),
+            web.app(rt, workflows=workflows, manage=args.manage, **security),
             host=args.host,
             port=args.port,
             ready=ready,

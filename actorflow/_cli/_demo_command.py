@@ -45,7 +45,7 @@ from .._exceptions import ActorflowError, JournalLocked
 from .._runtime import Runtime
 from ..abc import RunStatus, StreamEntry
 from ._commands import show
-from ._parser import DEFAULT_DB
+from ._parser import default_db
 from ._reading import JournalReader, reading, stream_entries
 from ._terminal import Style, escape
 
@@ -140,7 +140,7 @@ class _Demo:
     workers: int = 1
 
     def __attrs_post_init__(self) -> None:
-        db = "" if self.args.db == DEFAULT_DB else f" --db {shlex.quote(self.args.db)}"
+        db = "" if self.args.db == default_db() else f" --db {shlex.quote(self.args.db)}"
         self.prefix = command_prefix() + db
 
     def _write(self, text: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import NoReturn
 
 from .. import __version__
@@ -10,9 +11,16 @@ from .._exceptions import ValidationError
 from .._validate import validate_key
 from ..abc import RunStatus
 
-__all__ = ("DEFAULT_DB", "build_parser")
+__all__ = ("DEFAULT_DB", "JOURNAL_ENV", "build_parser", "default_db")
 
 DEFAULT_DB = "./actorflow.db"
+#: The environment variable naming the journal when ``--db`` is not given.
+JOURNAL_ENV = "ACTORFLOW_JOURNAL"
+
+
+def default_db() -> str:
+    """The journal used without ``--db``: ``$ACTORFLOW_JOURNAL``, else ``./actorflow.db``."""
+    return os.environ.get(JOURNAL_ENV) or DEFAULT_DB
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +33,13 @@ class _Parser(argparse.ArgumentParser):
 def _stream_key(text: str) -> str:
     try:
         return validate_key(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _topic(text: str) -> str:
+    try:
+        return validate_key(text, "topic")
     except ValidationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -77,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--db",
-        default=DEFAULT_DB,
+        default=default_db(),
         metavar="PATH",
-        help=f"the SQLite journal (default: {DEFAULT_DB})",
+        help=f"the SQLite journal (default: ${JOURNAL_ENV}, else {DEFAULT_DB})",
     )
     parser.add_argument(
         "--version", action="version", version=f"actorflow {__version__}", help="print the version"
@@ -124,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[s.value for s in RunStatus],
         help="only runs with this status",
     )
+    runs.add_argument("--workflow", metavar="NAME", help="only runs of this workflow")
     runs.add_argument("--limit", type=_count, metavar="N", help="only the N most recent runs")
 
     show = commands.add_parser(
@@ -170,6 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="the NATS server the run's runtime publishes to (NATSBroker), for --live "
         "(default: $ACTORFLOW_NATS)",
     )
+    cancel = commands.add_parser(
+        "cancel",
+        parents=[db_after],
+        help="cancel a run (needs a journal no other process is writing)",
+        description="Cancel a run that has not ended: it ends CANCELLED, its open streams "
+        "closed. The journal must not be written by a runtime in another process at the "
+        "same time (cancel through that application then, e.g. POST /runs/ID/cancel).",
+    )
+    cancel.add_argument("run", metavar="RUN", help="a run id, or an unambiguous prefix of one")
+    send = commands.add_parser(
+        "send",
+        parents=[db_after],
+        help="send a message to a run's inbox (its ctx.recv(topic) receives it)",
+        description="Append a message to a run's durable inbox; the run receives it with "
+        "ctx.recv(TOPIC) when it runs (now, or when a runtime resumes it). VALUE is JSON "
+        "('{\"ok\": true}', 42, '\"text\"'); anything that is not JSON is sent as a "
+        "string. The journal must not be written by a runtime in another process at the "
+        "same time.",
+    )
+    send.add_argument("run", metavar="RUN", help="a run id, or an unambiguous prefix of one")
+    send.add_argument("value", metavar="VALUE", help="the message: JSON, or else a string")
+    send.add_argument(
+        "--topic", type=_topic, default="default", metavar="T", help="the topic (default: default)"
+    )
     serve = commands.add_parser(
         "serve",
         parents=[db_after],
@@ -180,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(no lock), so it can serve one that another process writes. Each --workflow "
         "MODULE:NAME imports a workflow that POST /workflows/NAME may start; the journal is "
         "then opened for writing, and that workflow's unfinished runs resume. "
-        "Needs the web extra: pip install 'actorflow[web]'.",
+        "Needs the web extra: pip install '.[web]' in an actorflow checkout.",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     serve.add_argument(
@@ -194,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:NAME",
         help="a workflow the page and POST /workflows/NAME may start, e.g. "
         "examples/web_chat.py:chat or myapp.flows:chat (repeatable)",
+    )
+    serve.add_argument(
+        "--manage",
+        action="store_true",
+        default=None,
+        help="let the page and POST /runs/ID/cancel, /runs/ID/send change runs (the "
+        "default with --workflow); opens the journal for writing",
     )
     serve.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     serve.add_argument(

@@ -10,7 +10,8 @@ is :func:`~._run.run_graph`, and each node is a step
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
@@ -28,6 +29,8 @@ __all__ = ("CompiledGraph", "Graph")
 
 _DEFAULT_BACKOFF = Backoff()
 
+F = TypeVar("F", bound=NodeFn)
+
 
 @attrs.frozen
 class _Node:
@@ -36,7 +39,9 @@ class _Node:
     to: tuple[str, ...] | None
 
 
-@attrs.define(eq=False)
+# init=False: the attrs fields are the graph's state, not its constructor's arguments
+# (type checkers read the __init__ below).
+@attrs.define(eq=False, init=False)
 class Graph:
     """A graph under construction: keys, nodes, edges and a start node.
 
@@ -70,7 +75,22 @@ class Graph:
             if key.name in by_name:
                 raise ValidationError(f"graph {name!r} declares key {key.name!r} twice")
             by_name[key.name] = key
-        self.__attrs_init__(name, by_name, max_supersteps, {}, {}, None, {})  # type: ignore[attr-defined]
+        self.__attrs_init__(name, by_name, max_supersteps, {}, {}, None, {})
+
+    @overload
+    def node(self, fn: F, /) -> F: ...
+    @overload
+    def node(
+        self,
+        /,
+        *,
+        to: list[str] | tuple[str, ...] | None = None,
+        name: str | None = None,
+        retries: int = 0,
+        backoff: Backoff = ...,
+        timeout: float | None = None,
+        heartbeat_timeout: float | None = None,
+    ) -> Callable[[F], F]: ...
 
     def node(
         self,
@@ -91,7 +111,10 @@ class Graph:
             to: the targets the node may choose with ``Command.to`` (checked by
                 ``build()`` and at run time; static edges need not be listed).
             name: the node's name; defaults to the function's ``__name__``.
-            retries, backoff, timeout, heartbeat_timeout: step options of the node.
+            retries: how many times a failed run of the node is retried.
+            backoff: delays between attempts.
+            timeout: per-attempt limit in seconds.
+            heartbeat_timeout: cancel and retry an attempt silent for this long.
 
         Raises:
             GraphError: a node of that name exists, or the name is ``af.END``.

@@ -24,7 +24,15 @@ that use the runtime's private parts.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -181,7 +189,7 @@ class NodeContext:
 
 def node_runner(
     graph: str, node: str, fn: NodeFn, keys: Mapping[str, Key], allowed: Collection[str]
-) -> Callable[[StepContext, NodeInput], Awaitable[NodeOutput]]:
+) -> Callable[[StepContext, NodeInput], Coroutine[Any, Any, NodeOutput]]:
     """The step function of node ``node``: call ``fn`` and record what it returned.
 
     Args:

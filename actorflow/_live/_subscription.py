@@ -30,6 +30,7 @@ losses per step too: it starts at 1 and grows by one per publish of a step.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = ("CLOSED", "FAILED", "FINISHING", "OPEN", "Subscription", "SubscriptionState")
+
+_log = logging.getLogger("actorflow.live")
 
 # Subscription states.
 OPEN = 0  # taking messages
@@ -111,6 +114,9 @@ class SubscriptionState:
     wake_at: int = attrs.field(init=False, repr=False)
     # Whether the broker holds this state for its next batched wake-up.
     deferred: bool = attrs.field(default=False, init=False, repr=False)
+    # Drops are logged when their total reaches this, which then doubles: a
+    # subscriber that stays slow logs a line per doubling, not per message.
+    log_drops_at: int = attrs.field(default=1, init=False, repr=False)
 
     @buffer.default
     def _default_buffer(self) -> deque[Entry]:
@@ -234,8 +240,24 @@ class SubscriptionState:
         if dropped:
             if self.evicts:
                 self.dropped += dropped
+            if self.dropped >= self.log_drops_at:
+                self._log_drops()
             msg = Message(msg.subject, msg.run_id, msg.step_id, msg.seq, msg.data, dropped)
         return msg
+
+    def _log_drops(self) -> None:
+        while self.log_drops_at <= self.dropped:
+            self.log_drops_at *= 2
+        if _log.isEnabledFor(logging.INFO):
+            _log.info(
+                "a slow subscriber of %r has lost %d messages so far (overflow=%s, buffer=%d); "
+                "read faster or give it a larger buffer",
+                self.pattern,
+                self.dropped,
+                self.overflow,
+                self.size,
+                extra={"run_id": self.run_id},
+            )
 
     # -- closing -------------------------------------------------------------
 

@@ -6,7 +6,7 @@
 - :func:`check_journal`: the conformance suite every
   :class:`actorflow.abc.Journal` backend must pass.
 
-It needs ``hypothesis`` (``pip install 'actorflow[testing]'``).
+It needs ``hypothesis`` (the ``testing`` extra: ``pip install '.[testing]'`` in a checkout).
 """
 
 from .._eventloop import virtual_time_backend
@@ -18,7 +18,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     if exc.name != "hypothesis":
         raise
     raise ImportError(
-        "actorflow.testing needs hypothesis; install the extra: pip install 'actorflow[testing]'"
+        "actorflow.testing needs hypothesis; install the testing extra: pip install "
+        "'.[testing]' in an actorflow checkout, or pip install "
+        "'actorflow[testing] @ git+<clone URL>'"
     ) from exc
 
 __all__ = ("VirtualClock", "check_journal", "virtual_time_backend")

@@ -1,6 +1,6 @@
 """Stream runs to browsers and HTTP clients as Server-Sent Events (SSE).
 
-Needs the ``web`` extra (``pip install 'actorflow[web]'``: Starlette, plus
+Needs the ``web`` extra (``pip install '.[web]'`` in a checkout: Starlette, plus
 uvicorn to serve). Two entry points:
 
 - :func:`app` builds an ASGI application over a :class:`~actorflow.Runtime`,
@@ -11,9 +11,12 @@ uvicorn to serve). Two entry points:
       is its offset and whose data is ``{"offset", "value", "step_id",
       "attempt"}``. A reconnect with ``Last-Event-ID: N`` (what browsers'
       ``EventSource`` sends by itself) resumes at offset ``N + 1``;
-      ``?from=N`` starts at offset ``N``. When the stream is closed and its run
-      has ended, a final ``end`` event carries ``{"run_id", "status",
-      "error"}``.
+      ``?from=N`` starts at offset ``N``. Before the first entry of a retried
+      step's new attempt comes a ``restart`` event (no ``id``) with
+      ``{"step_id", "attempt", "offset", "from_offset"}``: that step's entries
+      from ``from_offset`` belong to the attempt it supersedes. When the
+      stream is closed and its run has ended, a final ``end`` event carries
+      ``{"run_id", "status", "error"}``.
   ``GET /runs/{run_id}/live``
       The run's live stream (``ctx.put_stream``) as SSE; ``?subject=`` is a
       NATS-style pattern relative to the run (``*``, ``generate``, ``>``: the
@@ -28,12 +31,25 @@ uvicorn to serve). Two entry points:
       its status (``/runs/{run_id}``, under the app's mount point).
   ``GET /workflows``
       The names of the workflows that may be started.
+  ``GET /runs``
+      Runs, newest first, a page at a time: ``?status=``, ``?workflow=``,
+      ``?limit=`` (1-500, default 50), ``?cursor=`` (the ``next_cursor`` of the
+      page before); ``manage`` says whether runs may be cancelled and sent to.
+  ``GET /runs/{run_id}/steps``
+      The run's steps and their attempts (with errors and tracebacks), events,
+      messages, error, and a registered graph's ``mermaid`` shape.
+  ``POST /runs/{run_id}/cancel``, ``POST /runs/{run_id}/send``
+      Cancel a run; send it ``{"value": ..., "topic": ...}``. Only when the app
+      manages runs (``manage=True``, the default with ``workflows``); 403 otherwise.
   ``GET /``
-      A small page: a prompt box that starts a workflow and shows its ``tokens``
-      stream as it arrives, resuming after reconnects (``page=False`` drops it).
+      The dashboard: runs as they start and end, a run's step timeline,
+      streams, events and errors (``page=False`` drops it).
 
 - :func:`sse` turns any async iterator (durable entries, live messages, or
   your own values) into a streaming SSE response for your own routes.
+- :func:`lifespan` opens a runtime when a FastAPI or Starlette app starts and
+  closes it when it stops, so the runtime can be made, and :func:`app`
+  mounted, at import time.
 
 Every value is encoded as JSON with msgspec. The journal stores msgpack,
 which holds a few values JSON cannot (a dict with tuple keys, an extension
@@ -66,12 +82,14 @@ try:
     import starlette  # noqa: F401 - checked first, for a clear error
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "actorflow.web needs Starlette; install the web extra: pip install 'actorflow[web]'"
+        "actorflow.web needs Starlette; install the web extra: pip install '.[web]' in an "
+        "actorflow checkout, or pip install 'actorflow[web] @ git+<clone URL>'"
     ) from exc
 
 from ._app import app
 from ._guard import bearer_token
-from ._http import Forbidden, Unauthorized
+from ._http import Forbidden, RuntimeNotOpen, Unauthorized
+from ._lifespan import lifespan
 from ._serve import serve
 from ._sse import Event, EventStreamResponse, encode_event, sse
 
@@ -79,10 +97,12 @@ __all__ = (
     "Event",
     "EventStreamResponse",
     "Forbidden",
+    "RuntimeNotOpen",
     "Unauthorized",
     "app",
     "bearer_token",
     "encode_event",
+    "lifespan",
     "serve",
     "sse",
 )

@@ -21,10 +21,12 @@ from .._codec import decode_value
 from .._exceptions import ActorflowError, ValidationError, WorkflowNotFound
 from .._live import run_pattern
 from .._registry import Workflow
+from .._restarts import StreamRestart
 from .._validate import validate_key
 from ..abc import LiveSubscription, RunInfo, StreamEntry
 from ._guard import Auth, Guard, _normalize_hosts, _normalize_origins
 from ._http import (
+    RuntimeNotOpen,
     TooManyClients,
     _json_response,
     _on_actorflow_error,
@@ -33,6 +35,8 @@ from ._http import (
     _read_body,
     _start_offset,
 )
+from ._lifespan import opening
+from ._manage import Management
 from ._sse import Event, EventStreamResponse, _check_stream_options
 
 if TYPE_CHECKING:
@@ -53,6 +57,7 @@ class _Api:
     max_body: int
     max_clients: int
     live_buffer: int
+    manage: bool = False
     clients: int = 0
 
     # -- helpers -----------------------------------------------------------------------
@@ -74,7 +79,15 @@ class _Api:
             events, keepalive=self.keepalive, retry=self.retry, on_close=self._close_client
         )
 
+    def _check_open(self) -> None:
+        if not self.rt.is_open:
+            raise RuntimeNotOpen(
+                f"the runtime {self.rt!r} is not open; open it in the application's lifespan "
+                "(FastAPI(lifespan=actorflow.web.lifespan(rt))), or serve inside `async with rt`"
+            )
+
     async def _run(self, run_id: str) -> RunInfo:
+        self._check_open()
         return await self.rt.get_run(run_id)
 
     async def _end(self, run_id: str) -> Event:
@@ -111,8 +124,10 @@ class _Api:
         return self._stream(self._durable_events(run_id, key, offset))
 
     async def _durable_events(self, run_id: str, key: str, offset: int) -> AsyncIterator[object]:
-        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset)
-        async with aclosing(cast("AsyncGenerator[StreamEntry, None]", entries)) as it:
+        entries = self.rt.read_stream_entries(run_id, key, from_offset=offset, restarts=True)
+        async with aclosing(
+            cast("AsyncGenerator[StreamEntry | StreamRestart, None]", entries)
+        ) as it:
             async for entry in it:
                 yield entry
         yield await self._end(run_id)
@@ -150,6 +165,7 @@ class _Api:
                 f"no workflow {name!r} may be started here; this app allows "
                 + (", ".join(repr(n) for n in sorted(self.workflows)) or "none")
             )
+        self._check_open()
         body = await _read_body(request, self.max_body)
         try:
             req = msgspec.json.decode(body or b"{}", type=_StartRequest)
@@ -224,14 +240,20 @@ def app(
     auth: Auth | None = None,
     allowed_hosts: Iterable[str] | None = None,
     allowed_origins: Iterable[str] = (),
+    manage: bool | None = None,
 ) -> Starlette:
     """An ASGI app streaming the runs of ``rt`` as Server-Sent Events (routes above).
 
-    Mount it in FastAPI or Starlette (``api.mount("/af", af.web.app(rt))``) or
-    serve it (``uvicorn.run(af.web.app(rt))``) while ``rt`` is open.
+    ``rt`` need not be open yet, so the app can be made at import time. Served
+    on its own (``uvicorn module:app``), the app opens ``rt`` on the ASGI
+    lifespan's startup, unless it is open already, and closes it on shutdown.
+    Mounted in FastAPI or Starlette (``api.mount("/af", actorflow.web.app(rt))``),
+    its lifespan does not run (mounted apps' never do): open ``rt`` in the
+    parent's, with ``FastAPI(lifespan=actorflow.web.lifespan(rt))``. While
+    ``rt`` is not open, requests are answered ``503``.
 
     Args:
-        rt: an open runtime (``async with af.Runtime(...) as rt``).
+        rt: the runtime whose runs it serves.
         workflows: the workflows ``POST /workflows/{name}`` may start; no others.
         keepalive: seconds of silence on a stream after which a comment is sent.
         retry: milliseconds a browser waits before reconnecting a dropped stream.
@@ -239,7 +261,7 @@ def app(
         max_clients: how many SSE streams may be open at once (more: 503).
         live_buffer: messages buffered per live client before the oldest are
             dropped (each event then says how many it lost: ``dropped_before``).
-        page: serve the prompt-and-stream page at ``/``.
+        page: serve the dashboard at ``/``.
         auth: called with every request (a Starlette ``Request``), before its
             route; sync or async. It returns ``None`` (or ``True``) to let the
             request through, ``False`` to refuse it with 401, or raises
@@ -256,6 +278,10 @@ def app(
             (``POST``); ``["*"]``: any. A ``POST`` whose ``Origin`` is another
             site's is refused with 403, and one whose body is not declared
             ``application/json`` with 415, which a cross-site form cannot send.
+        manage: whether ``POST /runs/{id}/cancel`` and ``POST /runs/{id}/send``
+            (and the dashboard's cancel and send buttons) may change runs;
+            refused with 403 otherwise. ``None``: when ``workflows`` is not
+            empty, since an app that may start runs may manage them too.
 
     Raises:
         ValidationError: a bad option, or something in ``workflows`` that is not
@@ -272,6 +298,8 @@ def app(
     if isinstance(live_buffer, bool) or not isinstance(live_buffer, int) or live_buffer < 1:
         raise ValidationError(f"live_buffer must be an int >= 1, not {live_buffer!r}")
     _check_stream_options(keepalive, retry)
+    if manage is not None and not isinstance(manage, bool):
+        raise ValidationError(f"manage must be True, False or None, not {manage!r}")
     if auth is not None and not callable(auth):
         raise ValidationError(f"auth must be a callable taking the request, not {auth!r}")
     guard = Middleware(
@@ -288,19 +316,26 @@ def app(
         max_body=max_body,
         max_clients=max_clients,
         live_buffer=live_buffer,
+        manage=bool(allowed) if manage is None else manage,
     )
+    runs = Management(rt, api.manage, max_body)
     routes = [
         Route("/runs/{run_id}", api.status, methods=["GET"]),
         Route("/runs/{run_id}/streams/{key}", api.durable, methods=["GET"]),
         Route("/runs/{run_id}/live", api.live, methods=["GET"]),
         Route("/workflows", api.list_workflows, methods=["GET"]),
         Route("/workflows/{name}", api.start, methods=["POST"]),
+        Route("/runs", runs.list_runs, methods=["GET"]),
+        Route("/runs/{run_id}/steps", runs.steps, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", runs.cancel, methods=["POST"]),
+        Route("/runs/{run_id}/send", runs.send, methods=["POST"]),
     ]
     if page:
         routes.append(Route("/", api.page, methods=["GET"]))
     return Starlette(
         routes=routes,
         middleware=[guard],
+        lifespan=opening(rt, unless_open=True),
         exception_handlers={
             ActorflowError: _on_actorflow_error,
             HTTPException: _on_http_error,

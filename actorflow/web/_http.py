@@ -39,6 +39,10 @@ class TooManyClients(ActorflowError):
     """The app already streams to ``max_clients`` clients (503)."""
 
 
+class RuntimeNotOpen(ActorflowError):
+    """A request reached the app while its runtime is not open (503)."""
+
+
 def _start_offset(request: Request) -> int:
     last = request.headers.get("last-event-id", "").strip()
     if last:
@@ -122,6 +126,7 @@ _STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (WorkflowNotFound, 404),
     (PayloadTooLarge, 413),
     (TooManyClients, 503),
+    (RuntimeNotOpen, 503),
     (ValidationError, 400),
     (EncodeError, 400),
 )

@@ -117,7 +117,8 @@ async def _serve_uvicorn(
         import uvicorn
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "serving on asyncio needs uvicorn; install the web extra: pip install 'actorflow[web]'"
+            "serving on asyncio needs uvicorn; install the web extra: pip install '.[web]' in an "
+            "actorflow checkout, or pip install 'actorflow[web] @ git+<clone URL>'"
         ) from None
     # Bound here rather than by uvicorn, so that a port in use is our one-line
     # error (uvicorn logs it and exits the process).
@@ -270,7 +271,8 @@ async def _serve_hypercorn(
         from hypercorn.trio import serve as hypercorn_serve
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "serving on trio needs hypercorn; install the web extra: pip install 'actorflow[web]'"
+            "serving on trio needs hypercorn; install the web extra: pip install '.[web]' in an "
+            "actorflow checkout, or pip install 'actorflow[web] @ git+<clone URL>'"
         ) from None
     sock = _listen(host, port)
     bound = sock.getsockname()[1]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 import attrs
@@ -15,9 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._exceptions import ActorflowError, EncodeError, ValidationError
+from .._exceptions import ActorflowError, EncodeError, RunNotFound, ValidationError
 from .._live import Message
+from .._restarts import StreamRestart
 from ..abc import StreamEntry
+
+if TYPE_CHECKING:
+    from .._runtime import Runtime
 
 _log = logging.getLogger("actorflow.web")
 _json = msgspec.json.Encoder()
@@ -70,6 +75,17 @@ def encode_event(item: object) -> bytes:
             fields["error"] = _unencodable(exc, f"stream entry {item.offset}")
             return b"id: %d\nevent: entry-error\ndata: %s\n\n" % (item.offset, _data(fields))
         return b"id: %d\ndata: %s\n\n" % (item.offset, data)
+    if isinstance(item, StreamRestart):
+        # No id: the browser's Last-Event-ID stays the last entry's, so a
+        # reconnect resumes after it and is told of this restart again if the
+        # entry it precedes was not received (applying it twice changes nothing).
+        restart = {
+            "step_id": item.step_id,
+            "attempt": item.attempt,
+            "offset": item.offset,
+            "from_offset": item.from_offset,
+        }
+        return b"event: restart\ndata: %s\n\n" % _data(restart)
     if isinstance(item, Message):
         message: dict[str, object] = {
             "subject": item.subject,
@@ -154,6 +170,10 @@ class EventStreamResponse(Response):
     leaving, even on an idle stream, and then cancels the reader at once; and it
     sends a keep-alive comment whenever nothing was sent for ``keepalive``
     seconds, so proxies and browsers keep the connection open.
+
+    ``before``, if given, is awaited before the headers are sent: if it raises
+    :class:`~actorflow.RunNotFound`, the answer is a ``404`` with a JSON body
+    ``{"error": {"type", "message"}}`` instead of a stream.
     """
 
     media_type = "text/event-stream"
@@ -167,9 +187,11 @@ class EventStreamResponse(Response):
         headers: Mapping[str, str] | None = None,
         status_code: int = 200,
         on_close: Callable[[], None] | None = None,
+        before: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         _check_stream_options(keepalive, retry)
         self.events = events
+        self.before = before
         self.keepalive = float(keepalive)
         self.retry = retry
         self.status_code = status_code
@@ -181,6 +203,15 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            if self.before is not None:
+                try:
+                    await self.before()
+                except RunNotFound as exc:
+                    await _close(self.events)
+                    body = _json.encode({"error": _error_body(exc)})
+                    answer = Response(body, status_code=404, media_type="application/json")
+                    await answer(scope, receive, send)
+                    return
             await self._stream(receive, send)
         finally:
             if self.on_close is not None:
@@ -242,10 +273,7 @@ class EventStreamResponse(Response):
                 _log.exception("an SSE stream failed")
                 await chunks.send(_error_event(exc, internal=True))
             finally:
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    with anyio.CancelScope(shield=True):
-                        await aclose()
+                await _close(events)
 
     @staticmethod
     async def _watch_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
@@ -254,6 +282,13 @@ class EventStreamResponse(Response):
             if message["type"] == "http.disconnect":
                 scope.cancel()
                 return
+
+
+async def _close(events: AsyncIterable[object]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            await aclose()
 
 
 def _error_event(exc: BaseException, *, internal: bool = False) -> bytes:
@@ -273,6 +308,8 @@ def sse(
     events: AsyncIterable[object],
     *,
     request: Request | None = None,
+    runtime: Runtime | None = None,
+    run_id: str | None = None,
     keepalive: float = 15.0,
     retry: int | None = None,
     headers: Mapping[str, str] | None = None,
@@ -281,7 +318,10 @@ def sse(
 
     Each item becomes one event: an :class:`~actorflow.StreamEntry` is a
     ``message`` whose ``id`` is its offset (so a reconnecting browser resumes
-    after it), an :class:`~actorflow.Message` a ``message`` with its fields, an
+    after it), a :class:`~actorflow.StreamRestart` (from
+    ``read_stream_entries(..., restarts=True)``) a ``restart`` event with data
+    ``{"step_id", "attempt", "offset", "from_offset"}`` and no ``id``, an
+    :class:`~actorflow.Message` a ``message`` with its fields, an
     :class:`Event` is sent as it is, and any other value is sent as JSON data.
     An :class:`~actorflow.ActorflowError` raised by the iterator ends the stream
     with a ``stream-error`` event naming it (any other exception too, as an
@@ -298,19 +338,38 @@ def sse(
     close rather than reconnect. (The entries before it are still read: for a
     long stream, start the reader after them with ``from_offset``.)
 
+    Given the ``runtime`` and the ``run_id`` the events are about, it answers
+    ``404`` (a JSON body ``{"error": {"type": "RunNotFound", "message"}}``, as
+    the built-in routes) when the runtime has no such run, instead of a
+    ``200`` stream whose only event is a ``stream-error``.
+
     Args:
         events: what to send; closed (``aclose``) when the client leaves.
         request: the request being answered (see above).
+        runtime: with ``run_id``, check that the run exists before answering.
+        run_id: the run the events are about.
         keepalive: seconds of silence after which a comment is sent.
         retry: milliseconds a browser should wait before reconnecting.
         headers: extra response headers.
 
     Raises:
-        ValidationError: a bad ``keepalive`` or ``retry``.
+        ValidationError: a bad ``keepalive`` or ``retry``, or only one of
+            ``runtime`` and ``run_id``.
     """
+    if (runtime is None) != (run_id is None):
+        raise ValidationError("sse() takes runtime= and run_id= together, or neither")
+    before = None
+    if runtime is not None and run_id is not None:
+        rt, rid = runtime, run_id
+
+        async def before() -> object:
+            return await rt.get_run(rid)
+
     if request is not None:
         events = _resumed(events, _last_event_id(request))
-    return EventStreamResponse(events, keepalive=keepalive, retry=retry, headers=headers)
+    return EventStreamResponse(
+        events, keepalive=keepalive, retry=retry, headers=headers, before=before
+    )
 
 
 def _last_event_id(request: Request) -> int:
@@ -328,7 +387,7 @@ async def _resumed(events: AsyncIterable[object], after: int) -> AsyncIterator[o
         if aclose is not None:
             stack.push_async_callback(aclose)
         async for item in events:
-            if isinstance(item, StreamEntry) and item.offset <= after:
+            if isinstance(item, StreamEntry | StreamRestart) and item.offset <= after:
                 continue
             yield item
     yield Event(None, event="end")

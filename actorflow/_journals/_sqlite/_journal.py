@@ -418,8 +418,8 @@ class SQLiteJournal:
             follower = self._follower
             if follower is None:
                 raise self._refusal()
-            await follower.changed()
-            self._watch.advance(self._watch.committed + 1)
+            if await follower.changed(lambda: self._watch.committed > after):
+                self._watch.advance(self._watch.committed + 1)
         return self._watch.committed
 
     def statistics(self) -> SQLiteJournalStatistics:

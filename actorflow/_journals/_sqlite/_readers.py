@@ -122,19 +122,26 @@ class Follower:
         if woken is not None:
             woken.set()
 
-    async def changed(self) -> None:
-        """Return once another connection has committed (since the last ``poll``)."""
+    async def changed(self, done: Callable[[], bool]) -> bool:
+        """Wait until another connection commits, or ``done()``; whether it saw the commit.
+
+        Several waiters share a follower: the one that sees a commit wakes the
+        others, which then find ``done()`` true (the journal moved on).
+        """
         if self.watch is None:
             interval = _POLL_MIN
-            while not self.poll():
+            while not done():
+                if self.poll():
+                    return True
                 await anyio.sleep(interval)
                 interval = min(interval * 2, _POLL_MAX)
-            return
+            return False
         after_wake = len(_AFTER_WAKE)
-        while True:
+        while not done():
             writes = self._writes
             if self.poll():
-                return
+                self._written()  # the other waiters: the journal moved on
+                return True
             if self._writes != writes:
                 after_wake = 0
             elif after_wake < len(_AFTER_WAKE):
@@ -146,6 +153,7 @@ class Follower:
                 with anyio.move_on_after(_WATCHED_MAX):
                     await self._woken.wait()
                 after_wake = 0
+        return False
 
     def stop_watch(self) -> None:
         """Stop watching (in a worker thread: it joins the watch's thread)."""
