@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import anyio
 import anyio.abc
@@ -36,10 +36,12 @@ from .._eventloop import current_call_soon
 from .._exceptions import BrokerError, ValidationError
 from ._broker import Broker, Publisher
 from ._message import Overflow
-from ._nats_link import NATSLink
 from ._subjects import subject_matches
 from ._subscription import Subscription
 from ._wire import encode_payload, run_ended_subject
+
+if TYPE_CHECKING:
+    from ._nats_link import NATSLink
 
 __all__ = ("NATSBroker", "NATSBrokerStatistics", "NATSPublisher")
 
@@ -333,6 +335,9 @@ class NATSBroker:
         def connected(error: BaseException | None) -> None:
             outcome.append(error)
             ready.set()
+
+        # Imported here: the link needs asyncio, which `import actorflow` does not load.
+        from ._nats_link import NATSLink
 
         link = NATSLink(
             self.url,
