@@ -12,16 +12,23 @@ and ends the wait at once. Nothing is missed between a look and the wait.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from .abc import Journal
-
-__all__ = ("follow",)
+__all__ = ("Commits", "follow")
 
 T = TypeVar("T")
 
 
-async def follow(journal: Journal, look: Callable[[], Awaitable[T | None]]) -> T:
+class Commits(Protocol):
+    """What :func:`follow` needs of a journal (any :class:`actorflow.abc.Journal` has it)."""
+
+    @property
+    def committed(self) -> int: ...
+
+    async def wait_for_commit(self, after: int) -> int: ...
+
+
+async def follow(journal: Commits, look: Callable[[], Awaitable[T | None]]) -> T:
     """Return the first result of ``look()`` that is not ``None``.
 
     Between looks it waits for the journal's next commit; a journal that is

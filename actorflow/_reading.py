@@ -17,11 +17,12 @@ import anyio.abc
 
 from ._exceptions import ActorflowError, RunNotFound, ValidationError
 from ._follow import follow
+from ._handle import RunHandle
 from ._live import Overflow, run_pattern
 from ._outcome import outcome, wait_event
 from ._restarts import StreamRestart
 from ._stream_reader import StreamReaders
-from ._validate import validate_key
+from ._validate import validate_key, validate_run_id
 from .abc import Journal, LiveBroker, LiveSubscription, RunInfo, RunStatus, StreamEntry
 
 if TYPE_CHECKING:
@@ -92,6 +93,27 @@ class RunReading:
         with anyio.fail_after(timeout) if timeout is not None else nullcontext():
             info = await self._wait_finished(run_id)
         return outcome(info)
+
+    async def wait_for_run(self, run_id: str, *, timeout: float | None = None) -> RunHandle[Any]:
+        """Wait until a run with id ``run_id`` exists, and return its handle.
+
+        For a reader that may come before the run: a web worker serving a
+        stream of a run that another process is about to start. Its
+        ``result()``, ``get_event()`` and ``read_stream()`` then work as usual
+        (without it they raise :class:`~actorflow.RunNotFound` at once).
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+            ValidationError: a bad run id.
+        """
+        validate_run_id(run_id)
+
+        async def look() -> RunInfo | None:
+            return await self.journal.get_run(run_id)
+
+        with anyio.fail_after(timeout) if timeout is not None else nullcontext():
+            await follow(self.journal, look)
+        return RunHandle(self, run_id)  # type: ignore[arg-type]  # self is a Runtime
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> RunInfo:
         """Wait until run ``run_id`` has ended, however it ended; return its committed state.

@@ -144,3 +144,25 @@ async def test_every_waiter_of_a_reader_wakes_for_one_commit(tmp_path: Path) -> 
                 for handle in handles:  # one commit may end several waits
                     await writer.send(handle.run_id, "go", topic="approve")
         assert sorted(results) == [f"W{i} GO" for i in range(4)]
+
+
+async def test_a_reader_may_come_before_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    async with af.Runtime(db) as writer, af.Runtime(db, execute=False) as client:
+        with pytest.raises(af.RunNotFound):
+            await client.handle("later").result()
+        words: list[object] = []
+
+        async def read() -> None:
+            handle = await client.wait_for_run("later")
+            words.extend([w async for w in handle.read_stream("words")])
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await anyio.wait_all_tasks_blocked()
+                handle = await writer.start(wk_flow, "at last", run_id="later")
+                await handle.send("now", topic="approve")
+        assert words == ["at", "last", "now"]
+        with pytest.raises(TimeoutError):
+            await client.wait_for_run("never", timeout=0.05)

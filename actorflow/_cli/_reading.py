@@ -17,6 +17,7 @@ import attrs
 import msgspec
 
 from .._exceptions import ActorflowError, JournalError, RunNotFound
+from .._follow import follow
 from .._journals._sqlite import SQLiteJournal
 from ..abc import RunHistory, RunInfo, RunStatus, StreamEntry, StreamInfo, StreamPage
 
@@ -141,8 +142,9 @@ async def stream_entries(
     """
     offsets: dict[str, int] = {}
     finished: set[str] = set()
-    while True:
-        seen = journal.committed
+
+    async def look() -> tuple[str | None, list[StreamEntry]] | None:
+        """The next page of new entries; (None, []) once there will be none; else None."""
         ended = False
         if key is None:
             # The status is read before the streams: if the run had ended by then,
@@ -156,17 +158,18 @@ async def stream_entries(
             if k in finished:
                 continue
             offset = offsets.get(k, from_offset)
-            while True:
-                page = await journal.read_stream(run_id, k, offset)
-                if page.entries:
-                    offset += len(page.entries)
-                    yield k, page.entries
-                if page.closed:
-                    finished.add(k)
-                    break
-                if not page.entries:
-                    break
-            offsets[k] = offset
+            page = await journal.read_stream(run_id, k, offset)
+            offsets[k] = offset + len(page.entries)
+            if page.closed:
+                finished.add(k)
+            if page.entries:
+                return k, page.entries
         if not tail or ended or (key is not None and key in finished):
+            return None, []
+        return None
+
+    while True:
+        k, entries = await follow(journal, look)
+        if k is None:
             return
-        await journal.wait_for_commit(seen)
+        yield k, entries

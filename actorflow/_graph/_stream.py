@@ -43,7 +43,9 @@ from .._codec import decode_value, encode_value
 # must resolve, so that recovery decodes recorded outputs as NodeOutput.
 from .._context import StepContext, attempt_state
 from .._exceptions import GraphError, RunFailed
+from .._follow import follow
 from .._validate import validate_key
+from ..abc import StreamPage
 from ._algo import check_output
 from ._types import (
     END,
@@ -298,22 +300,24 @@ class GraphStream(AsyncIterator[ExecutionResult]):
             self._finalizer = weakref.finalize(self, _cancel_now, self._runtime, self.handle.run_id)
             self._finalizer.atexit = False
         journal = self._runtime.journal
-        while not self._buffer:
-            if self._closed_page:
-                await self._finish()
-                raise StopAsyncIteration
-            seen = journal.committed
-            run_id = self.handle.run_id
+        run_id = self.handle.run_id
+
+        async def look() -> StreamPage | None:
             # From the journal's committed tail in memory when it has one: no
             # worker-thread hop between an emit's commit and its result.
             page = self._nowait(run_id, RESULTS_STREAM, self._offset, 1000)
             if page is None:
                 page = await journal.read_stream(run_id, RESULTS_STREAM, self._offset)
+            return page if page.entries or page.closed else None
+
+        while not self._buffer:
+            if self._closed_page:
+                await self._finish()
+                raise StopAsyncIteration
+            page = await follow(journal, look)
             self._buffer = [r for e in page.entries for r in _results(e.value)]
             self._offset += len(page.entries)
             self._closed_page = page.closed
-            if not page.entries and not page.closed:
-                await journal.wait_for_commit(seen)
         result: ExecutionResult = self._buffer.pop(0)
         if result.node == END:
             self._buffer.clear()

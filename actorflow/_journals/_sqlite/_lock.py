@@ -111,8 +111,9 @@ class JournalFile:
             import fcntl
         except ImportError:
             raise JournalError(
-                f"cannot write {self.path!r}: an SQLite journal needs POSIX file locks, "
-                "which this platform lacks; open it with readonly=True, or use a MemoryJournal"
+                f"cannot open {self.path!r} for writing: an SQLite journal needs POSIX "
+                "file locks (fcntl), which Linux or macOS have and this platform lacks; "
+                "open it with readonly=True, or use a MemoryJournal"
             ) from None
         message = (
             f"{self.path!r} is being written by another runtime (through this or "

@@ -16,14 +16,14 @@ writes), waiters fall back to polling, as they always may.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import select
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 
@@ -41,16 +41,24 @@ _IN_CLOEXEC = 0o2000000
 _EVENT = struct.Struct("iIII")
 
 
-def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "inotify_init1") else None
+_LIBC: Any = None
+_LIBC_LOADED = False
 
 
-_LIBC = _libc() if os.name == "posix" else None
+def _libc() -> Any:
+    """The C library's inotify calls, or None; loaded on first use, not at import."""
+    global _LIBC, _LIBC_LOADED
+    if not _LIBC_LOADED:
+        _LIBC_LOADED = True
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)  # the process's own symbols
+            except OSError:
+                libc = None
+            _LIBC = libc if libc is not None and hasattr(libc, "inotify_init1") else None
+    return _LIBC
 
 
 @attrs.define(eq=False)
@@ -77,12 +85,13 @@ class FileWatch:
 
     def start(self) -> bool:
         """Start watching; False if this platform cannot (then nothing runs)."""
-        if _LIBC is None:
+        libc = _libc()
+        if libc is None:
             return False
-        fd = _LIBC.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
+        fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             return False
-        if _LIBC.inotify_add_watch(fd, os.fsencode(self.directory), _MASK) < 0:
+        if libc.inotify_add_watch(fd, os.fsencode(self.directory), _MASK) < 0:
             os.close(fd)
             return False
         self._fd = fd
