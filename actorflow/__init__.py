@@ -23,6 +23,7 @@ from ._clock import SystemClock
 from ._context import StepContext, ThreadStepContext, WorkflowContext
 from ._exceptions import (
     ActorflowError,
+    BrokerError,
     EncodeError,
     GraphError,
     JournalError,
@@ -54,7 +55,14 @@ from ._graph import (
 from ._handle import RunHandle
 from ._journals._memory import MemoryJournal
 from ._journals._sqlite import SQLiteJournal
-from ._live import Message, Overflow, Subscription, SubscriptionStatistics
+from ._live import (
+    Message,
+    NATSBroker,
+    NATSBrokerStatistics,
+    Overflow,
+    Subscription,
+    SubscriptionStatistics,
+)
 from ._registry import Backoff, Step, Workflow, step, workflow
 from ._restarts import StreamRestart, latest_attempts
 from ._runtime import Runtime
@@ -66,6 +74,7 @@ __all__ = (
     "END",
     "ActorflowError",
     "Backoff",
+    "BrokerError",
     "Command",
     "CompiledGraph",
     "EncodeError",
@@ -80,6 +89,8 @@ __all__ = (
     "ListKey",
     "MemoryJournal",
     "Message",
+    "NATSBroker",
+    "NATSBrokerStatistics",
     "NodeContext",
     "NonDeterminism",
     "Overflow",

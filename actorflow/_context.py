@@ -50,7 +50,7 @@ class RunPort(Protocol):
         self, step: Step[Any, Any], input: Any, *, wait_commit: bool = True
     ) -> Callable[[], Awaitable[Any]]: ...
 
-    async def put_stream(self, step_id: str, data: object) -> None: ...
+    async def put_stream(self, step_id: str, data: object, attempt: int = 0) -> None: ...
 
     def write_stream(self, key: str, value: object, step_id: str, attempt: int) -> bool: ...
 
@@ -283,7 +283,7 @@ class StepContext:
         state = self._state
         if not state.live:
             state.check_live()
-        await state.run.put_stream(self.step_id, data)
+        await state.run.put_stream(self.step_id, data, state.attempt)
 
     async def write_stream(self, key: str, value: object) -> None:
         """Append ``value`` to the run's durable stream ``key``; returns once queued.

@@ -15,6 +15,7 @@ fits, a subclass inherits it too, so ``except ValueError`` keeps working::
     ├── NonDeterminism                   a replay diverged from the journal
     ├── StreamClosed                     write to a closed durable stream
     ├── SlowConsumer                     a live subscriber with overflow="error" fell behind
+    ├── BrokerError (ConnectionError)    a live broker cannot reach its server (NATS)
     ├── GraphError                       an invalid graph, or a graph run that went wrong
     └── JournalError                     the journal cannot be used (corrupt, newer, not a journal)
         └── JournalLocked                another runtime is writing this journal
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = (
     "ActorflowError",
+    "BrokerError",
     "EncodeError",
     "GraphError",
     "JournalError",
@@ -151,6 +153,10 @@ class StreamClosed(ActorflowError):
 
 class SlowConsumer(ActorflowError):
     """A live subscription with ``overflow="error"`` fell behind and its buffer filled up."""
+
+
+class BrokerError(ActorflowError, ConnectionError):
+    """A live broker that crosses processes cannot reach its server (NATS)."""
 
 
 class GraphError(ActorflowError):

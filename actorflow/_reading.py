@@ -32,6 +32,10 @@ __all__ = ("RunReading",)
 
 T = TypeVar("T")
 
+# Seconds a subscription to a run executed elsewhere stays open after the
+# journal says the run ended, for live messages still in flight.
+_REMOTE_END_GRACE = 1.0
+
 
 class RunReading:
     """The operations of a runtime that read the journal (see the module docs)."""
@@ -42,6 +46,9 @@ class RunReading:
     _actors: dict[str, RunActor]
     _stream_readers: StreamReaders
     _tg: anyio.abc.TaskGroup | None
+    # Run-scoped subscriptions to runs executed elsewhere, by run, while one
+    # task follows the run's end in the journal (loop thread only).
+    _followed: dict[str, list[LiveSubscription]]
 
     async def list_runs(self, status: RunStatus | str | None = None) -> list[RunInfo]:
         """Runs in the journal, oldest first, optionally only those with ``status``."""
@@ -164,16 +171,52 @@ class RunReading:
         """Subscribe to run ``run_id``'s live stream (one step's, or all), until the run ends.
 
         A run that does not execute in this runtime (it ended, or another
-        process executes it) gives a subscription that is already finished.
+        process executes it) gives a subscription that is already finished,
+        unless the broker crosses processes: then it follows the run until
+        the run's end arrives through the broker, or the journal says the run
+        ended (at once if it already has; else a moment later, for messages
+        still in flight).
 
         Raises:
             ValidationError: bad step id, buffer or overflow policy.
         """
         pattern = run_pattern(run_id, step)
         sub = self.broker.subscribe(pattern, buffer=buffer, overflow=overflow, run_id=run_id)
-        if run_id not in self._actors:
+        if run_id in self._actors:
+            return sub
+        if not self.broker.crosses_processes or self._tg is None:
             sub.finish()
+            return sub
+        followed = self._followed.get(run_id)
+        if followed is None:
+            self._followed[run_id] = [sub]
+            self._tg.start_soon(self._follow_remote_run, run_id)
+        else:
+            followed.append(sub)
         return sub
+
+    async def _follow_remote_run(self, run_id: str) -> None:
+        """Finish the run's subscriptions once the journal says it ended (see subscribe_run)."""
+        ended = False
+        try:
+            # Read the journal only once the broker's server has the subscriptions:
+            # a run that ends after this read is then sure to reach them.
+            await self.broker.synchronize()
+            info = await self.journal.get_run(run_id)
+            if info is None:
+                return  # not in this journal: only the broker can end them
+            if not info.status.is_terminal:
+                # The run's end normally comes through the broker first; this is
+                # the backstop for a runtime that does not publish there. The
+                # moment's wait lets messages still in flight arrive.
+                await self._wait_finished(run_id)
+                await anyio.sleep(_REMOTE_END_GRACE)
+            ended = True
+        finally:
+            followed = self._followed.pop(run_id, [])
+            if ended:
+                for sub in followed:
+                    sub.finish()
 
     @overload
     def read_stream(

@@ -343,15 +343,15 @@ class RunActor:
         """Queue an encoded checkpoint of the step at ``position``; return its ticket."""
         return self.append(StepCheckpoint(self.run_id, position, attempt, data))
 
-    async def put_stream(self, step_id: str, data: object) -> None:
-        """Publish ``data`` live on ``stream.<run_id>.<step_id>``."""
+    async def put_stream(self, step_id: str, data: object, attempt: int = 0) -> None:
+        """Publish ``data`` live on ``stream.<run_id>.<step_id>`` (from step ``attempt``)."""
         publishers = self._publishers
         if publishers is None:
             publishers = self._publishers = {}
         publisher = publishers.get(step_id)
         if publisher is None:
             publisher = publishers[step_id] = self.services.broker.publisher(self.run_id, step_id)
-        await publisher.publish(data)
+        await publisher.publish(data, attempt=attempt)
 
     def write_stream(self, key: str, value: object, step_id: str, attempt: int) -> bool:
         """Queue a durable stream entry (from a step, or the body when step_id is main).

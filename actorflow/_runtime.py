@@ -123,6 +123,7 @@ class Runtime(RunReading):
         self.journal = journal
         self._services = RunServices(journal, self.broker, self.clock, self._hooks, self._ended)
         self._stream_readers = StreamReaders(journal)
+        self._followed = {}
 
     def __repr__(self) -> str:
         return f"<Runtime journal={self.journal!r} active_runs={len(self._actors)}>"

@@ -301,8 +301,12 @@ class LivePublisher(Protocol):
         """How many messages this step has published (the last ``Message.seq``)."""
         ...
 
-    async def publish(self, data: object) -> None:
-        """Publish ``data``; waits only for subscribers that chose ``overflow="block"``."""
+    async def publish(self, data: object, *, attempt: int = 0) -> None:
+        """Publish ``data``; waits only for subscribers that chose ``overflow="block"``.
+
+        ``attempt`` is the publishing step's attempt (0 for the workflow body);
+        a broker that crosses processes may send it along.
+        """
         ...
 
 
@@ -365,6 +369,24 @@ class LiveBroker(Protocol):
     Lifecycle: the runtime starts ``run`` in its task group with
     ``task_group.start`` and calls ``close`` when it closes.
     """
+
+    @property
+    def crosses_processes(self) -> bool:
+        """Whether subscribers also receive what other processes publish.
+
+        Then a run-scoped subscription to a run this runtime does not execute
+        stays open until the run's end reaches it through the broker (or the
+        journal says the run has already ended), instead of finishing at once.
+        """
+        ...
+
+    async def synchronize(self) -> None:
+        """Return once the subscriptions made so far receive every later publish.
+
+        In-process that is at once; across processes it waits until the
+        server has taken the subscriptions (a round trip).
+        """
+        ...
 
     def publisher(self, run_id: str, step_id: str) -> LivePublisher:
         """The publisher of one step; the same one until :meth:`end_run` (``seq`` continues)."""

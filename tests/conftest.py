@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from _gates import fresh_gates  # noqa: F401 (autouse: every test starts with no gates)
+from _services import nats_server, nats_url  # noqa: F401 (fixtures for tests that need NATS)
 from hypothesis import HealthCheck, settings
 
 from actorflow.testing import virtual_time_backend

@@ -16,8 +16,10 @@ from .._codec import decode_value
 from .._exceptions import ActorflowError, ValidationError
 from .._history import StepRecord, fold
 from .._journals._sqlite import SQLiteJournal
+from .._live import NATSBroker
 from .._registry import Workflow
 from ..abc import RunInfo, RunStatus
+from ._live import NATS_ENV
 from ._reading import reading, readonly_journal, resolve_run
 from ._terminal import Style, escape, format_duration, format_time, render_value
 
@@ -234,7 +236,11 @@ async def serve(args: argparse.Namespace, out: TextIO, style: Style) -> int:
             args.db, "or --workflow MODULE:NAME to serve a workflow (that creates the journal)"
         )
         mode = "read-only"
-    async with Runtime(journal) as rt:
+    nats = args.nats or os.environ.get(NATS_ENV)
+    broker = None if not nats else NATSBroker(nats, name="actorflow serve")
+    if nats:
+        mode += f"; live streams through NATS at {nats}"
+    async with Runtime(journal, broker=broker) as rt:
 
         def ready(port: int) -> None:
             host = f"[{args.host}]" if ":" in args.host else args.host

@@ -12,6 +12,7 @@ import msgspec
 from .._exceptions import ActorflowError
 from .._history import fold
 from ..abc import StreamEntry
+from ._live import live_logs
 from ._reading import JournalReader, reading, resolve_run, stream_entries
 from ._terminal import Style, json_value, render_value
 
@@ -26,6 +27,9 @@ _OFFSET_DIGITS = 6
 
 
 async def logs(args: argparse.Namespace, out: TextIO, style: Style) -> None:
+    if args.live:
+        await live_logs(args, out, style)
+        return
     async with reading(args.db) as journal:
         info = await resolve_run(journal, args.run)
         run_id = info.run_id

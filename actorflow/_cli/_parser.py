@@ -174,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="start at this offset of each stream (default: 0)",
     )
     logs.add_argument("--json", action="store_true", help="one JSON object per entry")
+    logs.add_argument(
+        "--live",
+        action="store_true",
+        help="print the run's live messages (put_stream) instead, as they come, until the run "
+        "ends; they are read from NATS (--nats), so the run may execute in another process",
+    )
+    logs.add_argument(
+        "--nats",
+        metavar="URL",
+        help="the NATS server the run's runtime publishes to (NATSBroker), for --live "
+        "(default: $ACTORFLOW_NATS)",
+    )
     cancel = commands.add_parser(
         "cancel",
         parents=[db_after],
@@ -236,5 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOKEN",
         help="require 'Authorization: Bearer TOKEN' on every request (default: "
         "$ACTORFLOW_AUTH_TOKEN); needed to bind to an address other than loopback",
+    )
+    serve.add_argument(
+        "--nats",
+        metavar="URL",
+        help="publish and follow live streams through this NATS server (NATSBroker), so "
+        "GET /runs/ID/live works for runs other processes execute (default: $ACTORFLOW_NATS)",
     )
     return parser

@@ -26,6 +26,9 @@ no subscriber costs a version check and the yield, and allocates nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import anyio
 import anyio.abc
 import anyio.lowlevel
@@ -153,7 +156,7 @@ class Publisher:
             wakeups.start()
         return None if blocked is None else (entry, blocked)
 
-    async def publish(self, data: object) -> None:
+    async def publish(self, data: object, *, attempt: int = 0) -> None:
         """Publish ``data`` to every matching subscription, then yield once.
 
         Subscriptions with room (or a drop policy) take it at once; for each
@@ -164,6 +167,8 @@ class Publisher:
 
         Args:
             data: any object; subscribers receive this very object.
+            attempt: the publishing step's attempt (0 for the workflow body);
+                unused in-process (a message does not carry it).
         """
         pending = self._offer(data)
         if pending is not None:
@@ -207,6 +212,39 @@ class Publisher:
                 )
         self._offer(data)
 
+    def skip(self, lost: int) -> None:
+        """Count ``lost`` messages of this step that never reached this process.
+
+        For a broker that crosses processes: each matching subscription
+        reports them in the ``dropped_before`` of its next message.
+        """
+        if self._version != self._index.version:
+            self._refresh()
+        for sub in self._targets:
+            sub.skip(lost)
+
+    def forward_nowait(self, seq: int, data: object) -> None:
+        """Deliver a message another process published as ``seq``, without waiting.
+
+        Like :meth:`publish_nowait`, but the message keeps the ``seq`` its
+        publisher gave it.
+
+        Raises:
+            anyio.WouldBlock: a ``block`` subscription's buffer is full.
+        """
+        last = self._seq
+        self._seq = seq - 1
+        try:
+            self.publish_nowait(data)
+        except anyio.WouldBlock:
+            self._seq = last
+            raise
+
+    async def forward(self, seq: int, data: object) -> None:
+        """Deliver a message another process published as ``seq``; wait for ``block`` room."""
+        self._seq = seq - 1
+        await self.publish(data)
+
 
 @attrs.define(eq=False)
 class Broker:
@@ -223,6 +261,29 @@ class Broker:
     _publishers: dict[str, dict[str, Publisher]] = attrs.field(factory=dict, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _wakeups: Wakeups = attrs.field(factory=Wakeups, init=False, repr=False)
+    on_remove: Callable[[str], object] | None = attrs.field(default=None, kw_only=True, repr=False)
+    """Called with a subscription's pattern once it stops taking messages."""
+
+    crosses_processes: ClassVar[bool] = False
+    """Subscribers receive only what this process publishes."""
+
+    async def synchronize(self) -> None:
+        """Nothing to wait for: a subscription receives every later publish at once."""
+        await anyio.lowlevel.checkpoint()
+
+    def forwarder(self, run_id: str, step_id: str) -> Publisher:
+        """A publisher that delivers, to this broker's subscribers, what another process published.
+
+        Unlike :meth:`publisher` it is not kept: its owner (a broker that
+        crosses processes) keeps it as long as it needs it.
+        """
+        return Publisher(
+            stream_subject(run_id, step_id),
+            run_id,
+            step_id,
+            index=self._index,
+            wakeups=self._wakeups,
+        )
 
     def publisher(self, run_id: str, step_id: str) -> Publisher:
         """Return the publisher of step ``step_id`` in run ``run_id``.
@@ -359,6 +420,8 @@ class Broker:
 
     def _remove(self, state: SubscriptionState) -> None:
         self._index.remove(state.pattern, state)
+        if self.on_remove is not None:
+            self.on_remove(state.pattern)
         run_id = state.run_id
         if run_id is not None:
             subs = self._runs.get(run_id)

@@ -201,6 +201,24 @@ class SubscriptionState:
             self.dropped += 1
             self.tail_drops += 1
 
+    def skip(self, n: int) -> None:
+        """Count ``n`` messages lost upstream, before the next one to arrive.
+
+        A broker that crosses processes calls it when the ``seq`` of a step's
+        messages jumps (a reconnect, a full hand-off buffer). The loss is
+        reported in the ``dropped_before`` of the next message delivered:
+        under ``drop_oldest``, which keeps no marks between buffered entries,
+        that can be a message buffered before the gap (the count is exact,
+        and ``seq`` still shows where the gap was).
+        """
+        if self.status != OPEN or n <= 0:
+            return
+        if self.evicts:
+            self.head_drops += n
+        else:
+            self.dropped += n
+            self.tail_drops += n
+
     async def wait_for_space(self) -> None:
         """Wait until the consumer takes a message or the subscription stops."""
         space = self.space
