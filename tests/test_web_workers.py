@@ -31,6 +31,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # two server processes start: slow on a loaded machine
 def test_two_uvicorn_workers_share_one_journal(tmp_path: Path) -> None:
     db, port = tmp_path / "app.db", _free_port()
     env = {**os.environ, "ACTORFLOW_TEST_DB": str(db), "PYTHONPATH": str(PROGRAMS)}
