@@ -3,6 +3,13 @@
 - :class:`VirtualClock` and :func:`virtual_time_backend`: run a runtime in
   virtual time on asyncio or trio, with the wall time in records following
   it across restarts, so a 24-hour durable sleep test takes milliseconds.
+- :class:`CrashingJournal`, :class:`CrashPlan`: crashes at an exact, named
+  journal append, with SIGKILL semantics, in-process.
+- :class:`Harness` (:func:`harness`): runtimes over one journal, crashed and
+  restarted as a plan says, whose operations and readers survive crashes;
+  :func:`all_crash_plans` enumerates every single and double crash point.
+- Checkers (:func:`check_exactly_once`, ...) that understand attempts, and
+  hypothesis strategies (:func:`crash_plans`, :func:`moments`, ...).
 - :func:`check_journal`: the conformance suite every
   :class:`actorflow.abc.Journal` backend must pass.
 
@@ -10,10 +17,26 @@ It needs ``hypothesis`` (``pip install 'actorflow[testing]'``).
 """
 
 from .._eventloop import virtual_time_backend
+from ._checkers import (
+    CheckFailed,
+    check_attempts,
+    check_exactly_once,
+    check_live_gaps,
+    check_live_recording,
+    check_offsets,
+    check_order,
+    check_prefix,
+    final_attempt_values,
+)
 from ._clock import VirtualClock
+from ._crash import CrashingJournal, CrashPlan, SimulatedCrash, describe_record
+from ._harness import Harness, Life, harness
+from ._plans import Scenario, all_crash_plans, appends_per_life, crash_points
+from ._recordings import LiveRecording, StreamRecording
 
 try:
     from ._conformance import check_journal
+    from ._strategies import crash_plans, encodable_values, moments, seeds
 except ImportError as exc:  # pragma: no cover - depends on the environment
     if exc.name != "hypothesis":
         raise
@@ -21,4 +44,34 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "actorflow.testing needs hypothesis; install the extra: pip install 'actorflow[testing]'"
     ) from exc
 
-__all__ = ("VirtualClock", "check_journal", "virtual_time_backend")
+__all__ = (
+    "CheckFailed",
+    "CrashPlan",
+    "CrashingJournal",
+    "Harness",
+    "Life",
+    "LiveRecording",
+    "Scenario",
+    "SimulatedCrash",
+    "StreamRecording",
+    "VirtualClock",
+    "all_crash_plans",
+    "appends_per_life",
+    "check_attempts",
+    "check_exactly_once",
+    "check_journal",
+    "check_live_gaps",
+    "check_live_recording",
+    "check_offsets",
+    "check_order",
+    "check_prefix",
+    "crash_plans",
+    "crash_points",
+    "describe_record",
+    "encodable_values",
+    "final_attempt_values",
+    "harness",
+    "moments",
+    "seeds",
+    "virtual_time_backend",
+)
