@@ -21,6 +21,8 @@ __all__ = (
     "virtual_time_loop_factory",
 )
 
+_INF = float("inf")
+
 CallSoon: TypeAlias = Callable[..., object]
 """``call_soon(fn, *args)``: schedule ``fn(*args)`` on an event loop, from any thread.
 
@@ -188,7 +190,9 @@ def virtual_time_loop_factory() -> Callable[[], Any]:
             ready: Any = getattr(self, "_ready")  # noqa: B009
             scheduled: Any = getattr(self, "_scheduled")  # noqa: B009
             if not ready and not getattr(self, "_stopping"):  # noqa: B009
-                live = [h.when() for h in scheduled if not h.cancelled()]
+                # A timer at infinity (anyio's sleep_forever) is no next event:
+                # jumping there would push every later deadline to infinity.
+                live = [w for h in scheduled if not h.cancelled() and (w := h.when()) < _INF]
                 if live:
                     self._virtual_now = max(self._virtual_now, min(live))
             super()._run_once()  # type: ignore[misc]

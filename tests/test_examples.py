@@ -16,6 +16,8 @@ EXPECTED = {
     "live_tokens.py": "console subscriber: 18 tokens, in order",
     "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
+    # Runs its own property tests under pytest (both backends, crashes, virtual time).
+    "test_my_workflow.py": " passed in ",
 }
 #: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
 #: real browser, by tests/test_web_browser.py).

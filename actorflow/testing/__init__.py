@@ -8,13 +8,20 @@
 - :class:`Harness` (:func:`harness`): runtimes over one journal, crashed and
   restarted as a plan says, whose operations and readers survive crashes;
   :func:`all_crash_plans` enumerates every single and double crash point.
+- :func:`fail_attempts`, :class:`FaultyJournal`: failing step attempts, slow
+  or failing commits, without changing the workflow's code.
 - Checkers (:func:`check_exactly_once`, ...) that understand attempts, and
   hypothesis strategies (:func:`crash_plans`, :func:`moments`, ...).
 - :func:`check_journal`: the conformance suite every
   :class:`actorflow.abc.Journal` backend must pass.
 
-It needs ``hypothesis`` (``pip install 'actorflow[testing]'``).
+The strategies and :func:`check_journal` need ``hypothesis`` (``pip install
+'actorflow[testing]'``); the pytest plugin is
+:mod:`actorflow.testing.pytest_plugin`.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .._eventloop import virtual_time_backend
 from ._checkers import (
@@ -30,25 +37,50 @@ from ._checkers import (
 )
 from ._clock import VirtualClock
 from ._crash import CrashingJournal, CrashPlan, SimulatedCrash, describe_record
+from ._faults import FaultyJournal, InjectedFault, fail_attempts
 from ._harness import Harness, Life, harness
 from ._plans import Scenario, all_crash_plans, appends_per_life, crash_points
 from ._recordings import LiveRecording, StreamRecording
 
-try:
+if TYPE_CHECKING:
     from ._conformance import check_journal
     from ._strategies import crash_plans, encodable_values, moments, seeds
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    if exc.name != "hypothesis":
-        raise
-    raise ImportError(
-        "actorflow.testing needs hypothesis; install the extra: pip install 'actorflow[testing]'"
-    ) from exc
+
+# These need hypothesis: imported when first used, so that importing this
+# package (the pytest plugin does, for everyone who has actorflow) never fails.
+_NEEDS_HYPOTHESIS = {
+    "check_journal": "._conformance",
+    "crash_plans": "._strategies",
+    "encodable_values": "._strategies",
+    "moments": "._strategies",
+    "seeds": "._strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _NEEDS_HYPOTHESIS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        value = getattr(importlib.import_module(module, __name__), name)
+    except ImportError as exc:
+        if exc.name != "hypothesis":
+            raise
+        raise ImportError(
+            f"actorflow.testing.{name} needs hypothesis; install the extra: "
+            "pip install 'actorflow[testing]'"
+        ) from exc
+    globals()[name] = value
+    return value
+
 
 __all__ = (
     "CheckFailed",
     "CrashPlan",
     "CrashingJournal",
+    "FaultyJournal",
     "Harness",
+    "InjectedFault",
     "Life",
     "LiveRecording",
     "Scenario",
@@ -69,6 +101,7 @@ __all__ = (
     "crash_points",
     "describe_record",
     "encodable_values",
+    "fail_attempts",
     "final_attempt_values",
     "harness",
     "moments",
