@@ -38,9 +38,11 @@ from ._checkers import (
 from ._clock import VirtualClock
 from ._crash import CrashingJournal, CrashPlan, SimulatedCrash, describe_record
 from ._faults import FaultyJournal, InjectedFault, fail_attempts
-from ._harness import Harness, Life, harness
+from ._harness import Harness, harness
+from ._lives import Life
 from ._plans import Scenario, all_crash_plans, appends_per_life, crash_points
 from ._recordings import LiveRecording, StreamRecording
+from ._schedule import Deadlock, seed_schedule, settle
 
 if TYPE_CHECKING:
     from ._conformance import check_journal
@@ -78,6 +80,7 @@ __all__ = (
     "CheckFailed",
     "CrashPlan",
     "CrashingJournal",
+    "Deadlock",
     "FaultyJournal",
     "Harness",
     "InjectedFault",
@@ -105,6 +108,8 @@ __all__ = (
     "final_attempt_values",
     "harness",
     "moments",
+    "seed_schedule",
     "seeds",
+    "settle",
     "virtual_time_backend",
 )

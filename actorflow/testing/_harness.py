@@ -17,70 +17,17 @@ from .._journals._memory import MemoryJournal
 from .._live import Broker, Overflow, run_pattern
 from .._registry import Workflow
 from .._runtime import Runtime
-from ..abc import Instrument, Journal, LiveBroker, LiveSubscription, RunInfo, RunStatus
+from ..abc import Instrument, Journal, LiveBroker, RunInfo, RunStatus
 from ..records import Record
 from ._clock import VirtualClock
-from ._crash import CrashingJournal, CrashPlan, SimulatedCrash, as_plan
-from ._recordings import LiveRecording, StreamRecording
+from ._crash import CrashingJournal, CrashPlan, as_plan
+from ._lives import Closing, Life, is_crash_fallout, only_deadlock
+from ._recordings import Listener, LiveRecording, StreamRecording
+from ._schedule import seed_schedule, watch_for_deadlock
 
-__all__ = ("Harness", "Life", "harness")
+__all__ = ("Harness", "harness")
 
 T = TypeVar("T")
-
-
-@attrs.define(eq=False)
-class Life:
-    """One runtime's life in a :class:`Harness`: from its opening to its crash or close.
-
-    Attributes:
-        index: its number, from 1.
-        journal: the crashing wrapper it writes through.
-        runtime: its runtime while it is open, else ``None``.
-        crashed: its crash point (``"crashed at append #5: ..."``), or ``None``.
-    """
-
-    index: int
-    journal: CrashingJournal
-    runtime: Runtime | None = None
-    crashed: str | None = None
-    _scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope, repr=False)
-    # Cancel scopes of harness operations running in this life: a crash cancels them.
-    _guards: set[anyio.CancelScope] = attrs.field(factory=set, repr=False)
-    _subscriptions: set[LiveSubscription] = attrs.field(factory=set, repr=False)
-
-
-class _Closing(ActorflowError):
-    """The harness is closing: its background readers stop."""
-
-
-def _is_crash_fallout(exc: BaseException) -> bool:
-    """Whether ``exc`` is only what a crash leaves (itself, cancellation, a closed runtime)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_is_crash_fallout(e) for e in exc.exceptions)
-    return isinstance(exc, SimulatedCrash | ActorflowError | anyio.get_cancelled_exc_class())
-
-
-@attrs.define(eq=False)
-class _Listener:
-    """A live recorder: a subscription per life, handed over a channel to its task."""
-
-    recording: LiveRecording
-    buffer: int
-    overflow: Overflow
-    delay: float
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    lives_in: Any = attrs.field(init=False)
-    lives_out: Any = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.lives_in, self.lives_out = anyio.create_memory_object_stream[
-            tuple[Life, LiveSubscription]
-        ](float("inf"))
-
-    def subscribe(self, life: Life, broker: LiveBroker) -> None:
-        sub = broker.subscribe(self.recording.pattern, buffer=self.buffer, overflow=self.overflow)
-        life._subscriptions.add(sub)
-        self.lives_in.send_nowait((life, sub))
 
 
 @attrs.define(eq=False)
@@ -110,6 +57,12 @@ class Harness:
         seed: seeds Python's ``random`` while the harness is open (backoff
             jitter uses it), so a plan replays the same trace; the previous
             state is restored at exit.
+        schedule: seeds the order in which ready tasks run (see
+            :func:`seed_schedule`); ``None`` keeps the loop's own order.
+        deadlock_grace: when every task waits, no timer is pending and
+            nothing happens for this many real seconds while a harness
+            operation waits, raise :class:`Deadlock` instead of hanging
+            (``None``: never).
     """
 
     plan: CrashPlan = attrs.field(default=CrashPlan(), converter=as_plan)
@@ -119,6 +72,8 @@ class Harness:
     instrument: Instrument | None = None
     broker: Callable[[], LiveBroker] | None = None
     seed: int = 0
+    schedule: int | None = None
+    deadlock_grace: float | None = 1.0
     #: Every life so far, the current one last.
     lives: list[Life] = attrs.field(factory=list, init=False)
     #: Every record that reached the journal, in order, across lives.
@@ -133,8 +88,10 @@ class Harness:
     _tg_cm: Any = attrs.field(default=None, init=False)
     _closing: bool = attrs.field(default=False, init=False)
     _random_state: Any = attrs.field(default=None, init=False)
+    _pending: list[str] = attrs.field(factory=list, init=False)
+    _done_ops: int = attrs.field(default=0, init=False)
     _recorders: list[StreamRecording] = attrs.field(factory=list, init=False)
-    _listeners: list[_Listener] = attrs.field(factory=list, init=False)
+    _listeners: list[Listener] = attrs.field(factory=list, init=False)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -143,8 +100,14 @@ class Harness:
         random.seed(self.seed)
         self._tg_cm = anyio.create_task_group()
         self._tg = await self._tg_cm.__aenter__()
+        if self.schedule is not None:
+            seed_schedule(self.schedule)
         try:
             await self._tg.start(self._supervise)
+            if self.deadlock_grace is not None:
+                self._tg.start_soon(
+                    watch_for_deadlock, self._progress, self._awaited, self.deadlock_grace
+                )
         except BaseException:
             await self._tg_cm.__aexit__(None, None, None)
             raise
@@ -165,11 +128,20 @@ class Harness:
             assert self._tg is not None
             self._tg.cancel_scope.cancel()
             await self._tg_cm.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            deadlock = only_deadlock(group)
+            if deadlock is None:
+                group.add_note(self.report())
+                raise
+            deadlock.add_note(self.report())
+            raise deadlock from None
         except BaseException as inner:
             inner.add_note(self.report())
             raise
         finally:
             random.setstate(self._random_state)
+            if self.schedule is not None:
+                seed_schedule(None)
             for listener in self._listeners:
                 listener.lives_in.close()
                 listener.lives_out.close()
@@ -183,7 +155,7 @@ class Harness:
         self._set_life(self._life)  # wake whoever waits for a life: none will come
         life = self._life
         if life is not None:
-            for sub in list(life._subscriptions):
+            for sub in list(life.subscriptions):
                 sub.finish()
         for listener in self._listeners:
             listener.lives_in.close()
@@ -215,7 +187,7 @@ class Harness:
                             task_status.started()
                         await anyio.sleep_forever()
             except BaseException as exc:
-                if life.crashed is None or not _is_crash_fallout(exc):
+                if life.crashed is None or not is_crash_fallout(exc):
                     raise
             finally:
                 life.runtime = None
@@ -232,7 +204,7 @@ class Harness:
     def _crash(self, life: Life, point: str) -> None:
         life.crashed = point
         life._scope.cancel()
-        for scope in life._guards:
+        for scope in life.guards:
             scope.cancel()
         if self._life is life:
             self._set_life(None)
@@ -279,28 +251,43 @@ class Harness:
             if life is not None and life.crashed is None and life.runtime is not None:
                 return life
             if self._closing:
-                raise _Closing(f"{self!r} is closed; use it inside its `async with` block")
+                raise Closing(f"{self!r} is closed; use it inside its `async with` block")
             await self._changed.wait()
 
-    async def call(self, op: Callable[[Runtime], Awaitable[T]]) -> T:
+    def _progress(self) -> object:
+        return (self._appends, self._done_ops, [len(r.entries) for r in self._recorders])
+
+    def _awaited(self) -> str | None:
+        return ", ".join(self._pending) or None
+
+    async def call(self, op: Callable[[Runtime], Awaitable[T]], *, what: str = "an operation") -> T:
         """Run ``op(runtime)`` in the current life; if a crash interrupts it, again in the next.
 
-        ``op`` must be safe to repeat (idempotent); the harness's own methods are.
+        ``op`` must be safe to repeat (idempotent); the harness's own methods
+        are. ``what`` names it in a :class:`Deadlock` error.
         """
+        self._pending.append(what)
+        try:
+            return await self._call(op)
+        finally:
+            self._pending.remove(what)
+            self._done_ops += 1
+
+    async def _call(self, op: Callable[[Runtime], Awaitable[T]]) -> T:
         while True:
             life = await self._current()
             runtime = life.runtime
             assert runtime is not None
             scope = anyio.CancelScope()
-            life._guards.add(scope)
+            life.guards.add(scope)
             try:
                 with scope:
                     return await op(runtime)
             except BaseException as exc:
-                if life.crashed is None or not _is_crash_fallout(exc):
+                if life.crashed is None or not is_crash_fallout(exc):
                     raise
             finally:
-                life._guards.discard(scope)
+                life.guards.discard(scope)
             if life.crashed is None:
                 raise ActorflowError(f"{self!r} closed while an operation was running")
 
@@ -331,7 +318,7 @@ class Harness:
         async def op(rt: Runtime) -> str:
             return (await rt.start(workflow, input, run_id=run_id)).run_id
 
-        return await self.call(op)
+        return await self.call(op, what=f"start({run_id!r})")
 
     async def send(self, run_id: str, value: object, *, topic: str = "default") -> None:
         """Send a message to a run (``Runtime.send``), surviving crashes.
@@ -344,7 +331,7 @@ class Harness:
         async def op(rt: Runtime) -> None:
             await rt.send(run_id, value, topic=topic)
 
-        await self.call(op)
+        await self.call(op, what=f"send({run_id!r})")
 
     async def result(self, run_id: str) -> Any:
         """The run's result (``Runtime.result``), waiting across crashes and restarts."""
@@ -352,7 +339,7 @@ class Harness:
         async def op(rt: Runtime) -> Any:
             return await rt.result(run_id)
 
-        return await self.call(op)
+        return await self.call(op, what=f"result({run_id!r})")
 
     async def wait(self, run_id: str) -> RunInfo:
         """Wait until the run has ended, however; return its committed state."""
@@ -360,7 +347,7 @@ class Harness:
         async def op(rt: Runtime) -> RunInfo:
             return await rt.wait(run_id)
 
-        return await self.call(op)
+        return await self.call(op, what=f"wait({run_id!r})")
 
     async def run(self, workflow: Workflow[Any, T] | str, input: Any = None) -> T:
         """Start a run and return its result, surviving crashes."""
@@ -427,8 +414,10 @@ class Harness:
                 recording.lives.append(len(self.lives))
 
         try:
-            await self.call(op)
-        except _Closing:
+            await self.call(
+                op, what=f"a reader of stream {recording.key!r} of {recording.run_id!r}"
+            )
+        except Closing:
             return
         recording._done.set()
 
@@ -454,45 +443,23 @@ class Harness:
             delay: virtual seconds the subscriber spends on each message (a
                 slow subscriber).
         """
-        listener = _Listener(LiveRecording(run_pattern(run_id, step)), buffer, overflow, delay)
+        listener = Listener(LiveRecording(run_pattern(run_id, step)), buffer, overflow, delay)
         self._listeners.append(listener)
         life = self._life
         if life is not None and life.runtime is not None and life.crashed is None:
             # Subscribe now, so nothing published after this call is missed.
             listener.subscribe(life, life.runtime.broker)
         assert self._tg is not None
-        self._tg.start_soon(self._listen, listener)
+        self._tg.start_soon(listener.listen)
         return listener.recording
-
-    async def _listen(self, listener: _Listener) -> None:
-        recording = listener.recording
-        try:
-            async for life, sub in listener.lives_out:
-                scope = anyio.CancelScope()
-                life._guards.add(scope)
-                finished = False
-                with scope:
-                    async with sub:
-                        async for message in sub:
-                            if life.crashed is not None:
-                                break
-                            recording.messages.append(message)
-                            recording.lives.append(life.index)
-                            if listener.delay:
-                                await anyio.sleep(listener.delay)
-                        finished = life.crashed is None
-                life._guards.discard(scope)
-                recording.dropped[life.index] = sub.dropped
-                if finished:
-                    return
-        finally:
-            listener.lives_out.close()
-            listener.done.set()
 
     def report(self) -> str:
         """One line that names the plan and where each life crashed (it reproduces a failure)."""
         crashes = "; ".join(f"life {lf.index} {lf.crashed}" for lf in self.lives if lf.crashed)
-        return f"actorflow.testing: {self.plan!r}, seed={self.seed}, {crashes or 'no crash'}"
+        schedule = "" if self.schedule is None else f", schedule={self.schedule}"
+        return (
+            f"actorflow.testing: {self.plan!r}, seed={self.seed}{schedule}, {crashes or 'no crash'}"
+        )
 
 
 @asynccontextmanager
@@ -505,6 +472,8 @@ async def harness(
     instrument: Instrument | None = None,
     broker: Callable[[], LiveBroker] | None = None,
     seed: int = 0,
+    schedule: int | None = None,
+    deadlock_grace: float | None = 1.0,
 ) -> AsyncIterator[Harness]:
     """``async with harness(CrashPlan(5)) as h``: open a :class:`Harness` (same arguments)."""
     h = Harness(
@@ -515,6 +484,8 @@ async def harness(
         instrument=instrument,
         broker=broker,
         seed=seed,
+        schedule=schedule,
+        deadlock_grace=deadlock_grace,
     )
     async with h:
         yield h

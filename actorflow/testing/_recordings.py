@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import attrs
 
-from ..abc import Message, StreamEntry
+from .._live import Overflow
+from ..abc import LiveBroker, LiveSubscription, Message, StreamEntry
 
-__all__ = ("LiveRecording", "StreamRecording")
+__all__ = ("Listener", "LiveRecording", "StreamRecording")
 
 
 @attrs.define(eq=False)
@@ -85,3 +88,53 @@ class LiveRecording:
         for life, message in zip(self.lives, self.messages, strict=True):
             out.setdefault(life, []).append(message)
         return out
+
+
+@attrs.define(eq=False)
+class Listener:
+    """A live recorder of a harness: a subscription per life, handed over a channel to its task."""
+
+    recording: LiveRecording
+    buffer: int
+    overflow: Overflow
+    delay: float
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    lives_in: Any = attrs.field(init=False)
+    lives_out: Any = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.lives_in, self.lives_out = anyio.create_memory_object_stream[
+            tuple[Any, LiveSubscription]
+        ](float("inf"))
+
+    def subscribe(self, life: Any, broker: LiveBroker) -> None:
+        """Subscribe in ``life`` (a harness's Life) and hand the subscription to :meth:`listen`."""
+        sub = broker.subscribe(self.recording.pattern, buffer=self.buffer, overflow=self.overflow)
+        life.subscriptions.add(sub)
+        self.lives_in.send_nowait((life, sub))
+
+    async def listen(self) -> None:
+        """Record each life's subscription until one finishes without a crash."""
+        recording = self.recording
+        try:
+            async for life, sub in self.lives_out:
+                scope = anyio.CancelScope()
+                life.guards.add(scope)
+                finished = False
+                with scope:
+                    async with sub:
+                        async for message in sub:
+                            if life.crashed is not None:
+                                break
+                            recording.messages.append(message)
+                            recording.lives.append(life.index)
+                            if self.delay:
+                                await anyio.sleep(self.delay)
+                        finished = life.crashed is None
+                life.guards.discard(scope)
+                recording.dropped[life.index] = sub.dropped
+                if finished:
+                    return
+        finally:
+            self.lives_out.close()
+            self.done.set()
