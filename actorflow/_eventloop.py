@@ -18,8 +18,10 @@ __all__ = (
     "current_call_here",
     "current_call_soon",
     "current_loop_token",
+    "jump",
     "next_timer",
     "seconds_to_next_deadline",
+    "set_autojump",
     "set_schedule_seed",
     "virtual_time_backend",
     "virtual_time_loop_factory",
@@ -190,6 +192,8 @@ def virtual_time_loop_factory() -> Callable[[], Any]:
             self._idle_waiters: list[asyncio.Future[None]] = []
             # set_schedule_seed(): shuffles the ready tasks of each iteration.
             self._schedule_rng: random.Random | None = None
+            # set_autojump(False): time moves only by jump(), as a test says.
+            self._autojump = True
 
         def time(self) -> float:
             return self._virtual_now
@@ -204,7 +208,7 @@ def virtual_time_loop_factory() -> Callable[[], Any]:
                     for waiter in waiters:
                         if not waiter.done():
                             waiter.set_result(None)
-                else:
+                elif self._autojump:
                     deadline = next_timer(self)
                     if deadline < _INF:
                         self._virtual_now = max(self._virtual_now, deadline)
@@ -314,6 +318,56 @@ def set_schedule_seed(seed: int | None) -> bool:
         return False
     loop._schedule_rng = None if seed is None else random.Random(seed)
     return True
+
+
+def set_autojump(enabled: bool) -> None:
+    """Whether virtual time jumps to the next timer when every task waits (it does by default).
+
+    Off, time moves only by :func:`jump`: a test then decides when timers
+    fire. Works in a virtual-time run (trio's ``MockClock``, or the
+    virtual-time asyncio loop).
+
+    Raises:
+        RuntimeError: the running loop is not in virtual time.
+    """
+    if _current_library() == "trio":
+        _mock_clock().autojump_threshold = 0 if enabled else _INF
+        return
+    _require_virtual_loop()._autojump = enabled
+
+
+def jump(seconds: float) -> None:
+    """Move virtual time forward by ``seconds`` now (timers due by then fire).
+
+    Raises:
+        RuntimeError: the running loop is not in virtual time.
+    """
+    if not seconds >= 0:
+        raise ValueError(f"time only moves forward, not by {seconds!r} s")
+    if _current_library() == "trio":
+        _mock_clock().jump(seconds)
+        return
+    loop = _require_virtual_loop()
+    loop._virtual_now += seconds
+
+
+def _mock_clock() -> Any:
+    import trio
+    from trio.testing import MockClock
+
+    clock = trio.lowlevel.current_clock()
+    if not isinstance(clock, MockClock):
+        raise RuntimeError("this trio run is not in virtual time: run it with MockClock")
+    return clock
+
+
+def _require_virtual_loop() -> Any:
+    loop = _virtual_loop()
+    if loop is None:
+        raise RuntimeError(
+            "this asyncio loop is not in virtual time: run it with virtual_time_backend('asyncio')"
+        )
+    return loop
 
 
 def virtual_time_backend(backend: str) -> tuple[str, dict[str, Any]]:

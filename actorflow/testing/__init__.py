@@ -42,15 +42,17 @@ from ._harness import Harness, harness
 from ._lives import Life
 from ._plans import Scenario, all_crash_plans, appends_per_life, crash_points
 from ._recordings import LiveRecording, StreamRecording
-from ._schedule import Deadlock, seed_schedule, settle
+from ._schedule import Deadlock, advance, seed_schedule, settle
 
 if TYPE_CHECKING:
     from ._conformance import check_journal
+    from ._machine import RuntimeStateMachine
     from ._strategies import crash_plans, encodable_values, moments, seeds
 
 # These need hypothesis: imported when first used, so that importing this
 # package (the pytest plugin does, for everyone who has actorflow) never fails.
 _NEEDS_HYPOTHESIS = {
+    "RuntimeStateMachine": "._machine",
     "check_journal": "._conformance",
     "crash_plans": "._strategies",
     "encodable_values": "._strategies",
@@ -86,10 +88,12 @@ __all__ = (
     "InjectedFault",
     "Life",
     "LiveRecording",
+    "RuntimeStateMachine",
     "Scenario",
     "SimulatedCrash",
     "StreamRecording",
     "VirtualClock",
+    "advance",
     "all_crash_plans",
     "appends_per_life",
     "check_attempts",

@@ -117,6 +117,18 @@ class CrashingJournal:
             self.on_append(record)
         return ticket
 
+    def crash(self, reason: str | None = None) -> None:
+        """Crash now, between appends: what was appended stays, nothing more is written.
+
+        Calls ``on_crash`` as an append crash does; a no-op once crashed.
+        """
+        if self.crashed is not None:
+            return
+        self.crashed = reason or f"crashed after append #{self.appends}"
+        self._lost_from = max(self._last_ticket, self.inner.committed) + 1
+        if self.on_crash is not None:
+            self.on_crash(self.crashed)
+
     def _check(self, ticket: int) -> None:
         if self.crashed is not None and self._lost_from is not None and ticket >= self._lost_from:
             raise SimulatedCrash(self.crashed)

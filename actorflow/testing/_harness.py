@@ -291,6 +291,15 @@ class Harness:
             if life.crashed is None:
                 raise ActorflowError(f"{self!r} closed while an operation was running")
 
+    def crash_now(self) -> None:
+        """Crash the current life now (SIGKILL between two appends); the next life starts.
+
+        Nothing appended so far is lost. A no-op between a crash and the next life.
+        """
+        life = self._life
+        if life is not None and life.crashed is None:
+            life.journal.crash(f"crashed by crash_now() after append #{life.journal.appends}")
+
     async def wait_appends(self, n: int) -> None:
         """Wait until ``n`` records have reached the journal (across lives)."""
         if self._appends >= n:

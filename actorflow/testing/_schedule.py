@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import anyio
 
-from .._eventloop import seconds_to_next_deadline, set_schedule_seed, wait_idle
+from .._eventloop import jump, seconds_to_next_deadline, set_schedule_seed, wait_idle
 from .._exceptions import ActorflowError
 
-__all__ = ("Deadlock", "seed_schedule", "settle", "watch_for_deadlock")
+__all__ = ("Deadlock", "advance", "seed_schedule", "settle", "watch_for_deadlock")
 
 
 class Deadlock(ActorflowError):
@@ -32,6 +32,25 @@ async def settle() -> None:
     the next timer".
     """
     await wait_idle()
+
+
+async def advance(seconds: float) -> None:
+    """Move virtual time forward by ``seconds``, each timer firing at its own time; then settle.
+
+    Meant for runs whose time does not jump by itself
+    (``actorflow._eventloop.set_autojump(False)``, as :class:`RuntimeStateMachine`
+    sets): the test decides when time passes.
+    """
+    target = anyio.current_time() + seconds
+    while True:
+        await settle()
+        delay = seconds_to_next_deadline()
+        now = anyio.current_time()
+        if now + delay > target:
+            break
+        jump(delay)
+    jump(max(0.0, target - anyio.current_time()))
+    await settle()
 
 
 def seed_schedule(seed: int | None) -> bool:
@@ -68,7 +87,7 @@ async def watch_for_deadlock(
             await anyio.sleep(delay)
             continue
         before = progress()
-        await anyio.to_thread.run_sync(time.sleep, grace)
+        await anyio.to_thread.run_sync(time.sleep, grace, abandon_on_cancel=True)
         await wait_idle()
         awaited = pending()
         if awaited and progress() == before and math.isinf(seconds_to_next_deadline()):
