@@ -38,10 +38,11 @@ class InboxMachine(RuntimeStateMachine):
 
     @invariant()
     def received_in_order_once(self) -> None:
-        page = self.run(lambda h: h.journal.read_stream(self.run_id, "got"))
-        got = [e.value for e in page.entries]
-        info = self.run(lambda h: h.journal.get_run(self.run_id))
-        assert info is not None
+        async def read(h: Any) -> tuple[list[Any], Any]:
+            page = await h.journal.read_stream(self.run_id, "got")
+            return [e.value for e in page.entries], await h.journal.get_run(self.run_id)
+
+        got, info = self.run(read)
         assert got == self.sent[: len(got)]  # once each, in order, whatever crashed
         if info.status is af.RunStatus.COMPLETED:
             assert got == self.sent
