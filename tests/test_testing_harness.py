@@ -173,3 +173,11 @@ async def test_the_status_is_the_committed_one(data: st.DataObject) -> None:
         assert await h.status(run_id) is af.RunStatus.COMPLETED
         with pytest.raises(af.RunNotFound):
             await h.status("nope")
+
+
+async def test_read_stream_iterates_across_crashes() -> None:
+    async with harness(CrashPlan(5, 4)) as h:
+        run_id = await h.start(harness_wf, 4)
+        seen = [entry async for entry in h.read_stream(run_id, "tokens")]
+    check_exactly_once(seen, range(4))
+    assert len(h.crashes) == 2

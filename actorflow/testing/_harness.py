@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -17,7 +17,7 @@ from .._journals._memory import MemoryJournal
 from .._live import Broker, Overflow, run_pattern
 from .._registry import Workflow
 from .._runtime import Runtime
-from ..abc import Instrument, Journal, LiveBroker, RunInfo, RunStatus
+from ..abc import Instrument, Journal, LiveBroker, RunInfo, RunStatus, StreamEntry
 from ..records import Record
 from ._clock import VirtualClock
 from ._crash import CrashingJournal, CrashPlan, as_plan
@@ -415,12 +415,16 @@ class Harness:
             return
 
         async def op(rt: Runtime) -> None:
-            entries = rt.read_stream_entries(
-                recording.run_id, recording.key, from_offset=recording.next_offset()
+            # An async generator: closed at once when a crash cancels the reader.
+            entries = cast(
+                AsyncGenerator[StreamEntry, None],
+                rt.read_stream_entries(
+                    recording.run_id, recording.key, from_offset=recording.next_offset()
+                ),
             )
-            async for entry in entries:
-                recording.entries.append(entry)
-                recording.lives.append(len(self.lives))
+            async with aclosing(entries):
+                async for entry in entries:
+                    recording.add(entry, len(self.lives))
 
         try:
             await self.call(
@@ -428,7 +432,13 @@ class Harness:
             )
         except Closing:
             return
-        recording._done.set()
+        recording.finish()
+
+    def read_stream(
+        self, run_id: str, key: str, *, from_offset: int = 0
+    ) -> AsyncIterator[StreamEntry]:
+        """Iterate over a durable stream's entries across crashes (:meth:`record_stream`'s)."""
+        return self.record_stream(run_id, key, from_offset=from_offset).follow()
 
     def record_live(
         self,
@@ -471,30 +481,6 @@ class Harness:
         )
 
 
-@asynccontextmanager
-async def harness(
-    plan: CrashPlan | Sequence[int] = (),
-    *,
-    journal: Journal | None = None,
-    clock: VirtualClock | None = None,
-    downtime: float = 0.0,
-    instrument: Instrument | None = None,
-    broker: Callable[[], LiveBroker] | None = None,
-    seed: int = 0,
-    schedule: int | None = None,
-    deadlock_grace: float | None = 1.0,
-) -> AsyncIterator[Harness]:
-    """``async with harness(CrashPlan(5)) as h``: open a :class:`Harness` (same arguments)."""
-    h = Harness(
-        as_plan(plan),
-        journal=journal if journal is not None else MemoryJournal(),
-        clock=clock if clock is not None else VirtualClock(),
-        downtime=downtime,
-        instrument=instrument,
-        broker=broker,
-        seed=seed,
-        schedule=schedule,
-        deadlock_grace=deadlock_grace,
-    )
-    async with h:
-        yield h
+def harness(plan: CrashPlan | Sequence[int] = (), **options: Any) -> Harness:
+    """``async with harness(CrashPlan(5)) as h``: a :class:`Harness` (same arguments)."""
+    return Harness(as_plan(plan), **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -37,6 +38,33 @@ class StreamRecording:
     lives: list[int] = attrs.field(factory=list)
     attached_at: int | None = None
     _done: anyio.Event = attrs.field(factory=anyio.Event, repr=False)
+    _changed: anyio.Event = attrs.field(factory=anyio.Event, repr=False)
+
+    def add(self, entry: StreamEntry, life: int) -> None:
+        """Record ``entry``, read in life number ``life``."""
+        self.entries.append(entry)
+        self.lives.append(life)
+        self._wake()
+
+    def finish(self) -> None:
+        """The reader reached the end of the stream."""
+        self._done.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self._changed = self._changed, anyio.Event()
+        event.set()
+
+    async def follow(self) -> AsyncIterator[StreamEntry]:
+        """Yield every entry recorded, as it is recorded, until the end of the stream."""
+        index = 0
+        while True:
+            while index < len(self.entries):
+                yield self.entries[index]
+                index += 1
+            if self.done:
+                return
+            await self._changed.wait()
 
     @property
     def values(self) -> list[object]:
