@@ -57,3 +57,13 @@ class InboxMachineTrio(InboxMachine):
 
 
 TestInboxTrio = InboxMachineTrio.TestCase
+
+
+class DowntimeMachine(InboxMachine):
+    """With downtime between lives, a crash and restart still completes within its rule."""
+
+    harness_options = {"downtime": 120.0}  # noqa: RUF012 - a class setting, as hypothesis' own
+
+
+DowntimeMachine.TestCase.settings = settings(max_examples=5, stateful_step_count=10, deadline=None)
+TestDowntime = DowntimeMachine.TestCase

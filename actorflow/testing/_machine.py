@@ -113,6 +113,8 @@ class RuntimeStateMachine(RuleBasedStateMachine):
 
         async def crash(h: Harness) -> None:
             h.crash_now()
+            # The next life opens after the harness's downtime, which passes in virtual time.
+            await advance(h.downtime)
 
         self.run(crash)
 
