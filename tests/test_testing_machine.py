@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 import actorflow as af
-from actorflow.testing import RuntimeStateMachine
+from actorflow.testing import Deadlock, RuntimeStateMachine
 
 
 @af.workflow
@@ -67,3 +74,27 @@ class DowntimeMachine(InboxMachine):
 
 DowntimeMachine.TestCase.settings = settings(max_examples=5, stateful_step_count=10, deadline=None)
 TestDowntime = DowntimeMachine.TestCase
+
+
+@af.workflow
+async def machine_waits(ctx: af.WorkflowContext, _: None) -> object:
+    return await ctx.recv("never")
+
+
+class BrokenMachine(RuntimeStateMachine):
+    """A machine whose rule awaits a run that never ends: a Deadlock, reported, not a hang."""
+
+    harness_options = {"deadlock_grace": 0.05}  # noqa: RUF012 - a class setting
+
+    @initialize()
+    def wait_forever(self) -> None:
+        self.run(lambda h: h.run(machine_waits))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_failing_machine_reports_and_tears_down(backend: str) -> None:
+    machine = type("Broken", (BrokenMachine,), {"backend": backend})
+    with pytest.raises(Deadlock, match="result"):
+        run_state_machine_as_test(
+            machine, settings=settings(max_examples=2, deadline=None, database=None)
+        )

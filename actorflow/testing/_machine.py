@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import queue
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.abc
 import attrs
-from anyio.from_thread import start_blocking_portal
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
-from .._eventloop import set_autojump, virtual_time_backend, virtual_time_loop_factory
+from .._eventloop import set_autojump, virtual_time_loop_factory
 from ._harness import Harness
 from ._schedule import advance, settle
 
@@ -39,9 +39,9 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     ``TestMyMachine = MyMachine.TestCase``. Each example opens a harness in
     virtual time on :attr:`backend`. Hypothesis rules are sync: on asyncio
     each rule runs the loop in its own thread until the rule's work is done
-    and every task waits; on trio the loop runs in a thread of its own,
-    reached through a portal. Time moves only when a rule says so, so every
-    rule sees the runtime settled and examples replay exactly.
+    and every task waits; trio runs as a guest of that thread the same way.
+    Between rules nothing runs and time moves only when a rule says so, so
+    every rule sees the runtime settled and examples replay exactly.
 
     Built-in rules: :meth:`crash_and_restart` (the runtime dies between two
     appends, the next life resumes its runs) and :meth:`advance_time`
@@ -60,8 +60,9 @@ class RuntimeStateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self._requests: Any = None
-        self._driver: _LoopDriver | _PortalDriver = (
-            _LoopDriver() if self.backend == "asyncio" else _PortalDriver(self.backend)
+        self._host_failed = False
+        self._driver: _LoopDriver | _GuestDriver = (
+            _LoopDriver() if self.backend == "asyncio" else _GuestDriver()
         )
         try:
             self.harness = self._driver.start(self._serve)
@@ -102,6 +103,7 @@ class RuntimeStateMachine(RuleBasedStateMachine):
         self._driver.call(submit)
         if request.error is not None:
             if not isinstance(request.error, Exception):  # cancelled: the harness failed
+                self._host_failed = True
                 self._driver.host_result()  # raise what it raised
             raise request.error
         value: T = request.value
@@ -124,11 +126,15 @@ class RuntimeStateMachine(RuleBasedStateMachine):
         self.run(lambda h: advance(min(seconds, self.max_advance)))
 
     def teardown(self) -> None:
-        """Close the harness (and the loop's thread, on trio)."""
+        """Close the harness and its event loop."""
         try:
-            if self._requests is not None:
-                self._driver.call(self._requests.aclose)
-            self._driver.host_result()
+            if self._host_failed:  # a rule raised why already; nothing receives any more
+                if self._requests is not None:
+                    self._requests.close()
+            else:
+                if self._requests is not None:
+                    self._driver.call(self._requests.aclose)
+                self._driver.host_result()
         finally:
             self._driver.close()
 
@@ -182,25 +188,92 @@ class _LoopDriver:
         self.loop.close()
 
 
-class _PortalDriver:
-    """Runs a trio loop (in virtual time) in a thread; rules call into it through a portal."""
+class _GuestDriver:
+    """Runs trio (in virtual time) as a guest of the rule's own thread, one rule at a time.
 
-    def __init__(self, backend: str) -> None:
-        name, options = virtual_time_backend(backend)
-        self._portal_cm = start_blocking_portal(name, options)
-        self._portal = self._portal_cm.__enter__()
-        self._host: Any = None
+    trio's guest mode hands its scheduler's batches to a host through
+    ``run_sync_soon_threadsafe``; here the host is a queue that each rule
+    drains until its work is done, so between rules nothing runs.
+    """
+
+    def __init__(self) -> None:
+        self._batches: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self._outcome: Any = None
+        self._token: Any = None
+        self._scope: Any = None
+        self._spawn: Callable[[Callable[[], Awaitable[Any]], Callable[[Any], None]], None]
+
+    def _pump(self, until: Callable[[], bool]) -> None:
+        while not until() and self._outcome is None:
+            self._batches.get()()
 
     def start(self, serve: Serve) -> Harness:
-        self._host, harness = self._portal.start_task(serve)
-        result: Harness = harness
-        return result
+        import trio
+        from trio.testing import MockClock
+
+        opened: list[Harness] = []
+
+        class Status:
+            def started(self, value: Harness) -> None:
+                opened.append(value)
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                self._token = trio.lowlevel.current_trio_token()
+                self._scope = nursery.cancel_scope
+
+                def spawn(fn: Callable[[], Awaitable[Any]], reply: Callable[[Any], None]) -> None:
+                    async def run() -> None:
+                        try:
+                            reply((await fn(), None))
+                        except BaseException as exc:
+                            reply((None, exc))
+                            if not isinstance(exc, Exception):
+                                raise
+
+                    nursery.start_soon(run)
+
+                self._spawn = spawn
+                await serve(task_status=Status())
+
+        trio.lowlevel.start_guest_run(
+            main,
+            run_sync_soon_threadsafe=self._batches.put,
+            done_callback=self._done,
+            clock=MockClock(autojump_threshold=0),
+            host_uses_signal_set_wakeup_fd=False,
+        )
+        self._pump(lambda: bool(opened))
+        if not opened:
+            self.host_result()
+        return opened[0]
+
+    def _done(self, outcome: Any) -> None:
+        self._outcome = outcome
 
     def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        return self._portal.call(fn)
+        replies: list[tuple[Any, BaseException | None]] = []
+        self._token.run_sync_soon(self._spawn, fn, replies.append)
+        self._pump(lambda: bool(replies))
+        if not replies:
+            self.host_result()
+            raise RuntimeError("the harness's trio run ended")
+        value, error = replies[0]
+        if error is not None:
+            raise error
+        return value
 
     def host_result(self) -> None:
-        self._host.result(timeout=60)
+        self._pump(lambda: False)
+        try:
+            self._outcome.unwrap()
+        except BaseExceptionGroup as group:
+            # The guest's own nursery wraps what the harness raised: raise that.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     def close(self) -> None:
-        self._portal_cm.__exit__(None, None, None)
+        if self._outcome is None:
+            self._token.run_sync_soon(self._scope.cancel)
+            self._pump(lambda: False)
