@@ -17,6 +17,8 @@ EXPECTED = {
     "durable_tokens.py": "late reader replayed 12 tokens (offsets 0..11)",
     "approval.py": "result:  published: Announcing actorflow 0.1",
     "otel_console.py": "2 lives of run 'otel-demo' in one trace: 6 spans",
+    # Runs its own property tests under pytest (both backends, crashes, virtual time).
+    "test_my_workflow.py": " passed in ",
 }
 #: Examples that serve until stopped: checked by test_web_chat_serves (and, in a
 #: real browser, by tests/test_web_browser.py), and by tests/test_web_fastapi.py.
