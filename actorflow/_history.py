@@ -18,7 +18,7 @@ from .records import (
     StepCompleted,
     StepGaveUp,
     StepStarted,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
     WaitStarted,
 )
@@ -135,7 +135,7 @@ def _apply(state: ReplayState, record: Record) -> None:
     elif isinstance(record, StreamWrite):
         if record.position is not None:
             state.body_ops[record.position] = BodyOp("write_stream", record.key)
-    elif isinstance(record, StreamClose):
+    elif isinstance(record, StreamEnded):
         state.closed_streams.add(record.key)
         if record.position is not None:
             state.body_ops[record.position] = BodyOp("close_stream", record.key)

@@ -39,10 +39,10 @@ from .records import (
     MessageReceived,
     Record,
     RecvTimedOut,
-    RunFinished,
+    RunEnded,
     RunResumed,
     StepCheckpoint,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
     WaitStarted,
 )
@@ -264,17 +264,17 @@ class RunActor:
     ) -> None:
         services = self.services
         for key in sorted(self._lengths.keys() - self._closed):
-            self.append(StreamClose(self.run_id, key=key))
+            self.append(StreamEnded(self.run_id, key=key))
             self._closed.add(key)
         self._ending = True
         at = services.clock.time()
         try:
-            self.append(RunFinished(self.run_id, status.value, at, output, error))
+            self.append(RunEnded(self.run_id, status.value, at, output, error))
         except EncodeError as exc:  # the output (or error) is over the journal's size limit
             full = error_info(exc)
             # Without the traceback: a journal with a small limit may refuse that too.
             status, error = RunStatus.FAILED, ErrorInfo(full.type, full.message[:500])
-            self.append(RunFinished(self.run_id, status.value, at, None, error))
+            self.append(RunEnded(self.run_id, status.value, at, None, error))
         await self.commit()
         services.ended(self)
         if services.hooks.run_finished is not None:
@@ -412,7 +412,7 @@ class RunActor:
         if key in self._closed:
             return
         self._closed.add(key)
-        self.append(StreamClose(self.run_id, key=key, position=position))
+        self.append(StreamEnded(self.run_id, key=key, position=position))
         hook = self.services.hooks.stream_closed
         if hook is not None:
             hook(self.run_id, key)

@@ -41,8 +41,7 @@ from .abc import (
     LiveBroker,
     Request,
 )
-from .records import MessageSent, RunStarted, StreamClose
-from .records import RunFinished as RunFinishedRecord
+from .records import MessageSent, RunEnded, RunStarted, StreamEnded
 
 __all__ = ("Runtime",)
 
@@ -376,9 +375,9 @@ class Runtime(RunReading):
             return
         for stream in await self.journal.list_streams(run_id):
             if not stream.closed:
-                self.journal.append(StreamClose(run_id, key=stream.key))
+                self.journal.append(StreamEnded(run_id, key=stream.key))
         await self.journal.wait_committed(
-            self.journal.append(RunFinishedRecord(run_id, status="CANCELLED", at=self.clock.time()))
+            self.journal.append(RunEnded(run_id, status="CANCELLED", at=self.clock.time()))
         )
         self.broker.end_run(run_id)
 

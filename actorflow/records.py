@@ -22,7 +22,7 @@ __all__ = (
     "MessageSent",
     "Record",
     "RecvTimedOut",
-    "RunFinished",
+    "RunEnded",
     "RunResumed",
     "RunStarted",
     "StepAttemptFailed",
@@ -30,7 +30,7 @@ __all__ = (
     "StepCompleted",
     "StepGaveUp",
     "StepStarted",
-    "StreamClose",
+    "StreamEnded",
     "StreamWrite",
     "WaitStarted",
     "record_decoder",
@@ -64,7 +64,7 @@ class RunResumed(_Record, frozen=True, tag="run_resumed"):
     at: float
 
 
-class RunFinished(_Record, frozen=True, tag="run_finished"):
+class RunEnded(_Record, frozen=True, tag="run_finished"):
     """The run ended. ``status`` is COMPLETED, FAILED or CANCELLED."""
 
     status: str
@@ -129,7 +129,7 @@ class StreamWrite(_Record, frozen=True, tag="stream_write"):
     position: int | None = None
 
 
-class StreamClose(_Record, frozen=True, tag="stream_close"):
+class StreamEnded(_Record, frozen=True, tag="stream_close"):
     """The durable stream ``key`` of the run is closed; nothing may follow."""
 
     key: str
@@ -188,14 +188,14 @@ class EventSet(_Record, frozen=True, tag="event_set"):
 Record = (
     RunStarted
     | RunResumed
-    | RunFinished
+    | RunEnded
     | StepStarted
     | StepAttemptFailed
     | StepCheckpoint
     | StepCompleted
     | StepGaveUp
     | StreamWrite
-    | StreamClose
+    | StreamEnded
     | MessageSent
     | MessageReceived
     | WaitStarted

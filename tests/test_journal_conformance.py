@@ -32,7 +32,7 @@ def test_a_journal_that_forgets_a_stream_close_fails_the_check(tmp_path: Path) -
 
     class ForgetsCloses(af.MemoryJournal):
         def append(self, record: af.records.Record) -> int:
-            if isinstance(record, af.records.StreamClose):
+            if isinstance(record, af.records.StreamEnded):
                 record = af.records.RunResumed(record.run_id, at=0.0)
             return super().append(record)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import actorflow as af
-from actorflow.records import RunFinished, RunStarted, StreamClose, StreamWrite
+from actorflow.records import RunEnded, RunStarted, StreamEnded, StreamWrite
 
 
 async def test_memory_journal_commits_on_append() -> None:
@@ -14,8 +14,8 @@ async def test_memory_journal_commits_on_append() -> None:
     page = await j.read_stream("r1", "k")
     assert [e.value for e in page.entries] == [1]
     assert not page.closed
-    j.append(StreamClose("r1", key="k"))
-    j.append(RunFinished("r1", status="COMPLETED", at=2.0, output=b"\xc0"))
+    j.append(StreamEnded("r1", key="k"))
+    j.append(RunEnded("r1", status="COMPLETED", at=2.0, output=b"\xc0"))
     page = await j.read_stream("r1", "k")
     assert page.closed
     info = await j.get_run("r1")

@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 import actorflow as af
-from actorflow.records import MessageSent, RunFinished
+from actorflow.records import MessageSent, RunEnded
 
-# -- 6. send racing a run's end: delivered, or refused with RunFinished ----------------
+# -- 6. send racing a run's end: delivered, or refused with RunEnded ----------------
 
 
 @af.workflow
@@ -45,7 +45,7 @@ async def test_a_send_racing_the_runs_end_is_never_journaled_after_it(tmp_path: 
             history = await rt.journal.load_history(handle.run_id)
             assert history is not None
             kinds = [type(r) for r in history.records]
-            end = kinds.index(RunFinished)
+            end = kinds.index(RunEnded)
             assert MessageSent not in kinds[end:], kinds
 
 

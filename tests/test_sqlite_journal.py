@@ -30,7 +30,7 @@ from actorflow.abc import Journal, StreamPage
 from actorflow.records import (
     ErrorInfo,
     Record,
-    RunFinished,
+    RunEnded,
     RunResumed,
     RunStarted,
     StepAttemptFailed,
@@ -38,7 +38,7 @@ from actorflow.records import (
     StepCompleted,
     StepGaveUp,
     StepStarted,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
 )
 
@@ -62,9 +62,9 @@ def every_kind(run_id: str = "r1") -> list[Record]:
         StreamWrite(
             run_id, key="log", offset=0, value=b"\xa1x", step_id="main", attempt=1, position=2
         ),
-        StreamClose(run_id, key="log", position=3),
-        StreamClose(run_id, key="empty", position=4),
-        RunFinished(run_id, status="FAILED", at=5.0, error=BOOM),
+        StreamEnded(run_id, key="log", position=3),
+        StreamEnded(run_id, key="empty", position=4),
+        RunEnded(run_id, status="FAILED", at=5.0, error=BOOM),
     ]
 
 
@@ -184,7 +184,7 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
     await again.open()
     assert again.committed == 0  # tickets count from each open
     assert await snapshot(again, ["r1", "r2"]) == before
-    ticket = again.append(RunFinished("r2", status="COMPLETED", at=9.0, output=b"\xc0"))
+    ticket = again.append(RunEnded("r2", status="COMPLETED", at=9.0, output=b"\xc0"))
     assert ticket == 1
     await again.wait_committed(ticket)
     info = await again.get_run("r2")
@@ -420,7 +420,7 @@ async def test_readonly_follows_a_writer_in_another_process(tmp_path: Path) -> N
     writer = _script(
         """
         import time
-        from actorflow.records import RunFinished, StreamWrite
+        from actorflow.records import RunEnded, StreamWrite
         async def main():
             journal = SQLiteJournal(sys.argv[1])
             await journal.open()
@@ -432,7 +432,7 @@ async def test_readonly_follows_a_writer_in_another_process(tmp_path: Path) -> N
                 if i % 20 == 0:
                     await journal.wait_committed(t)
                     await anyio.sleep(0.01)
-            journal.append(RunFinished("r", status="COMPLETED", at=1.0, output=b"\\xc0"))
+            journal.append(RunEnded("r", status="COMPLETED", at=1.0, output=b"\\xc0"))
             await journal.close()
         anyio.run(main)
         """
@@ -584,7 +584,7 @@ async def test_options_and_repr(tmp_path: Path) -> None:
     with pytest.raises(af.JournalError, match="already open"):
         await journal.open()
     with pytest.raises(af.ValidationError, match="RunStatus"):
-        journal.append(RunFinished("r", status="DONE", at=1.0))
+        journal.append(RunEnded("r", status="DONE", at=1.0))
     await journal.close()
     await journal.close()  # idempotent
 
@@ -845,9 +845,9 @@ async def test_a_followed_stream_reads_the_same_from_memory_as_from_the_file(
                         )
                         lengths[key] += 1
                 elif op == "close":
-                    journal.append(StreamClose("r", key=key))
+                    journal.append(StreamEnded("r", key=key))
                 elif op == "finish":
-                    journal.append(RunFinished("r", status="COMPLETED", at=1.0))
+                    journal.append(RunEnded("r", status="COMPLETED", at=1.0))
                 elif op == "restart":
                     journal.append(RunStarted("r", workflow="wf", input=b"\xc0", at=2.0))
                 else:
@@ -886,7 +886,7 @@ async def test_a_followed_stream_is_read_from_memory_with_no_query(
         assert [e.offset for e in page.entries] == list(range(offset, i + 100))
         offset = i + 100
     assert queries == 0
-    await fill(journal, [StreamClose("r", key="k")])
+    await fill(journal, [StreamEnded("r", key="k")])
     assert journal.read_stream_nowait("r", "k", 3000) == StreamPage([], True)
     assert journal.read_stream_nowait("r", "k", 0, 10) is None  # before the tail
     old = await journal.read_stream("r", "k", 0, 10)
@@ -968,7 +968,7 @@ async def test_the_tails_of_finished_runs_are_released_once_read(tmp_path: Path)
     for offset in range(20):
         await fill(journal, [_write(r, offset, 64 << 10) for r in runs])
     assert _tail_bytes(journal) > 4 * 20 * (64 << 10)
-    await fill(journal, [RunFinished(r, status="COMPLETED", at=1.0, output=b"\xc0") for r in runs])
+    await fill(journal, [RunEnded(r, status="COMPLETED", at=1.0, output=b"\xc0") for r in runs])
     for run_id in runs:  # each follower reads to the end, then leaves
         page = journal.read_stream_nowait(run_id, "k", 0, 1000)
         assert page is not None

@@ -64,10 +64,10 @@ async def test_messages_sent_through_the_harness_arrive_once_whatever_the_crash(
 
 async def test_a_durable_sleep_crashed_midway_ends_at_its_deadline_plus_nothing() -> None:
     """A 24-hour sleep crashed after it began, with an hour of downtime, ends at 24 h."""
-    async with harness(CrashPlan(4), downtime=3600.0) as h:  # #4 is the RunFinished
+    async with harness(CrashPlan(4), downtime=3600.0) as h:  # #4 is the RunEnded
         before = anyio.current_time()
         assert await h.run(harness_sleeper, 86400.0) == 86400.0
-        assert h.crashes == ["crashed at append #4: RunFinished(status='COMPLETED')"]
+        assert h.crashes == ["crashed at append #4: RunEnded(status='COMPLETED')"]
         assert anyio.current_time() - before == pytest.approx(86400.0 + 3600.0)
         info = await h.journal.get_run("run-1")
         assert info is not None

@@ -17,10 +17,10 @@ from ..abc import (
 )
 from ..records import (
     Record,
-    RunFinished,
+    RunEnded,
     RunResumed,
     RunStarted,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
 )
 
@@ -99,7 +99,7 @@ class MemoryJournal:
             info = self._runs[run_id]
             if not info.status.is_terminal:
                 self._runs[run_id] = attrs.evolve(info, status=RunStatus.RUNNING)
-        elif isinstance(record, RunFinished):
+        elif isinstance(record, RunEnded):
             self._runs[run_id] = attrs.evolve(
                 self._runs[run_id],
                 status=RunStatus(record.status),
@@ -111,7 +111,7 @@ class MemoryJournal:
             self._streams.setdefault((run_id, record.key), []).append(record)
             if record.position is None:
                 return
-        elif isinstance(record, StreamClose):
+        elif isinstance(record, StreamEnded):
             self._closed.add((run_id, record.key))
         self._records.setdefault(run_id, []).append(record)
 

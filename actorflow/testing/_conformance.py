@@ -36,7 +36,7 @@ from ..abc import Journal, RunStatus
 from ..records import (
     ErrorInfo,
     Record,
-    RunFinished,
+    RunEnded,
     RunResumed,
     RunStarted,
     StepAttemptFailed,
@@ -44,7 +44,7 @@ from ..records import (
     StepCompleted,
     StepGaveUp,
     StepStarted,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
 )
 
@@ -184,7 +184,7 @@ class _JournalMachine(RuleBasedStateMachine):
     def finish(self, run_id: str, status: str, at: float, output: bytes, error: ErrorInfo) -> None:
         self.status[run_id] = RunStatus(status)
         self.append(
-            RunFinished(
+            RunEnded(
                 run_id,
                 status=status,
                 at=at,
@@ -272,7 +272,7 @@ class _JournalMachine(RuleBasedStateMachine):
     def close_stream(self, run_id: str, key: str, from_body: bool) -> None:
         self.closed.add((run_id, key))
         position = self.position(run_id) if from_body else None
-        self.append(StreamClose(run_id, key=key, position=position))
+        self.append(StreamEnded(run_id, key=key, position=position))
 
     @precondition(lambda self: bool(self.lengths))
     @rule(data=st.data(), from_offset=st.integers(0, 40), limit=st.integers(0, 12))

@@ -11,10 +11,10 @@ import msgspec
 
 from ...records import (
     Record,
-    RunFinished,
+    RunEnded,
     RunResumed,
     RunStarted,
-    StreamClose,
+    StreamEnded,
     StreamWrite,
     record_encoder,
 )
@@ -217,14 +217,14 @@ class BatchWriter:
                 last_records[run_id] = None
             elif kind is RunResumed:
                 conn.execute(_RESUME_RUN, (record.run_id,))
-            elif kind is RunFinished:
-                record = cast(RunFinished, record)
+            elif kind is RunEnded:
+                record = cast(RunEnded, record)
                 error = None if record.error is None else _error_encoder.encode(record.error)
                 conn.execute(
                     _FINISH_RUN, (record.status, record.at, record.output, error, record.run_id)
                 )
-            elif kind is StreamClose:
-                record = cast(StreamClose, record)
+            elif kind is StreamEnded:
+                record = cast(StreamEnded, record)
                 run_id, key = record.run_id, record.key
                 closes.append((ids.get((run_id, key)) or self.stream_id(run_id, key),))
             run_id = record.run_id

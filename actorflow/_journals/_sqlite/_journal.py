@@ -24,7 +24,7 @@ import attrs
 from ..._eventloop import CallSoon, current_call_here, current_call_soon
 from ..._exceptions import JournalError, ValidationError
 from ...abc import CommitWatch, RunHistory, RunInfo, RunStatus, StreamInfo, StreamPage
-from ...records import Record, RunFinished, StreamWrite
+from ...records import Record, RunEnded, StreamWrite
 from . import _queries
 from ._batch import Batch, BatchWriter
 from ._errors import map_sqlite_errors
@@ -60,7 +60,7 @@ def _check_status(status: str) -> None:
         RunStatus(status)
     except ValueError:
         raise ValidationError(
-            f"RunFinished status {status!r} is not a RunStatus; use one of "
+            f"RunEnded status {status!r} is not a RunStatus; use one of "
             + ", ".join(s.value for s in RunStatus)
         ) from None
 
@@ -332,7 +332,7 @@ class SQLiteJournal:
 
         Raises:
             JournalError: the journal is closed or readonly, or its writer failed.
-            ValidationError: a RunFinished record carries an unknown status.
+            ValidationError: a RunEnded record carries an unknown status.
             EncodeError: a value of ``record`` is over :attr:`value_limit`
                 (nothing is queued; the journal stays writable).
         """
@@ -343,7 +343,7 @@ class SQLiteJournal:
             if len(record.value) > self._value_limit:  # type: ignore[union-attr]
                 check_size(record, self._value_limit, self.path)
         else:
-            if kind is RunFinished:
+            if kind is RunEnded:
                 _check_status(record.status)  # type: ignore[union-attr]
             size = SIZES.get(kind)
             if size is not None and size(record) > self._value_limit:

@@ -18,7 +18,7 @@ from ...records import (
     EventSet,
     MessageSent,
     Record,
-    RunFinished,
+    RunEnded,
     RunStarted,
     StepAttemptFailed,
     StepCheckpoint,
@@ -69,7 +69,7 @@ SIZES: dict[type, Callable[[Any], int]] = {
     MessageSent: _value,
     EventSet: _value,
     StepCompleted: _output,
-    RunFinished: _output,
+    RunEnded: _output,
     RunStarted: _input,
     StepAttemptFailed: _error_of,
     StepGaveUp: _error_of,
@@ -89,7 +89,7 @@ def _name(record: Record) -> str:
             return f"the value of event {record.key!r}"
         case RunStarted():
             return "the input"
-        case RunFinished():
+        case RunEnded():
             return "the output"
         case _:
             return "the error"

@@ -3,7 +3,7 @@
 Layout (schema version 2, ``PRAGMA user_version``; the file is marked as an
 actorflow journal by ``PRAGMA application_id``):
 
-- ``runs``: one row per run, in start order; RunResumed and RunFinished update
+- ``runs``: one row per run, in start order; RunResumed and RunEnded update
   it, and ``last_record`` is the ``seq`` of its last record.
 - ``records``: every record ``load_history`` returns, msgpack encoded, in log
   order (``seq``). ``prev`` links each to the previous record of its run, so a

@@ -8,7 +8,7 @@ import attrs
 
 from ..._codec import decode_value
 from ...abc import StreamEntry, StreamPage
-from ...records import RunFinished, RunStarted, StreamClose, StreamWrite
+from ...records import RunEnded, RunStarted, StreamEnded, StreamWrite
 from ._batch import Batch
 
 __all__ = ("Tail", "Tails")
@@ -148,12 +148,12 @@ class Tails:
                         self._trim(tail)
             elif record.run_id not in by_run:
                 continue
-            elif kind is StreamClose:
-                record = cast(StreamClose, record)
+            elif kind is StreamEnded:
+                record = cast(StreamEnded, record)
                 tail = streams.get((record.run_id, record.key))
                 if tail is not None:
                     tail.closed = True
-            elif kind is RunFinished:
+            elif kind is RunEnded:
                 for tail in by_run[record.run_id]:
                     tail.closed = True
             elif kind is RunStarted:  # a run started again from scratch: forget it
