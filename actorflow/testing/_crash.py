@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ..abc import Journal, RunHistory, RunInfo, RunStatus, StreamInfo, StreamPage
 from ..records import Record
+from ._wrapper import JournalWrapper
 
 __all__ = ("CrashPlan", "CrashingJournal", "SimulatedCrash", "as_plan", "describe_record")
 
@@ -44,7 +44,7 @@ class SimulatedCrash(BaseException):
 
 
 @attrs.define(eq=False)
-class CrashingJournal:
+class CrashingJournal(JournalWrapper):
     """A :class:`~actorflow.abc.Journal` over ``inner`` that "dies" at append number ``crash_at``.
 
     Appends before number ``crash_at`` (counted from 1, in this wrapper's life)
@@ -64,7 +64,6 @@ class CrashingJournal:
         on_append: called with every record that reached ``inner``.
     """
 
-    inner: Journal
     crash_at: int | None = None
     on_crash: Callable[[str], object] | None = None
     on_append: Callable[[Record], object] | None = None
@@ -79,33 +78,6 @@ class CrashingJournal:
     def __attrs_post_init__(self) -> None:
         if self.crash_at is not None and self.crash_at < 1:
             raise ValueError(f"crash_at counts appends from 1, not {self.crash_at!r}")
-
-    @property
-    def requests(self) -> None:
-        """None: a wrapped journal is not shared with other runtimes."""
-        return None
-
-    def reader(self) -> None:
-        """None: a wrapped journal is not shared with other runtimes."""
-        return None
-
-    @property
-    def readonly(self) -> bool:
-        """As ``inner``."""
-        return self.inner.readonly
-
-    @property
-    def committed(self) -> int:
-        """As ``inner``."""
-        return self.inner.committed
-
-    async def open(self) -> None:
-        """Open ``inner``."""
-        await self.inner.open()
-
-    async def close(self) -> None:
-        """Close ``inner`` (after a crash too: it holds only what was written before it)."""
-        await self.inner.close()
 
     def append(self, record: Record) -> int:
         """Pass ``record`` on, or crash.
@@ -152,34 +124,6 @@ class CrashingJournal:
         if self.crashed is not None:
             raise SimulatedCrash(self.crashed)
         return await self.inner.wait_for_commit(after)
-
-    async def get_run(self, run_id: str) -> RunInfo | None:
-        """As ``inner``."""
-        return await self.inner.get_run(run_id)
-
-    async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
-        """As ``inner``."""
-        return await self.inner.list_runs(status)
-
-    async def load_history(self, run_id: str) -> RunHistory | None:
-        """As ``inner``."""
-        return await self.inner.load_history(run_id)
-
-    async def read_stream(
-        self, run_id: str, key: str, from_offset: int = 0, limit: int = 1000
-    ) -> StreamPage:
-        """As ``inner``."""
-        return await self.inner.read_stream(run_id, key, from_offset, limit)
-
-    def read_stream_nowait(
-        self, run_id: str, key: str, from_offset: int, limit: int
-    ) -> StreamPage | None:
-        """As ``inner``."""
-        return self.inner.read_stream_nowait(run_id, key, from_offset, limit)
-
-    async def list_streams(self, run_id: str) -> list[StreamInfo]:
-        """As ``inner``."""
-        return await self.inner.list_streams(run_id)
 
 
 @attrs.frozen(repr=False, init=False)

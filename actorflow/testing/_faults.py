@@ -15,8 +15,8 @@ import attrs
 
 from .._exceptions import ActorflowError, JournalError
 from .._registry import Step
-from ..abc import Journal, RunHistory, RunInfo, RunStatus, StreamInfo, StreamPage
 from ..records import Record
+from ._wrapper import JournalWrapper
 
 __all__ = ("FaultyJournal", "InjectedFault", "fail_attempts")
 
@@ -78,7 +78,7 @@ def fail_attempts(
 
 
 @attrs.define(eq=False)
-class FaultyJournal:
+class FaultyJournal(JournalWrapper):
     """A :class:`~actorflow.abc.Journal` over ``inner`` whose commits are slow, or fail.
 
     Args:
@@ -90,40 +90,12 @@ class FaultyJournal:
             journal's writer dies (a full disk); ``None`` never fails.
     """
 
-    inner: Journal
     commit_delay: float = 0.0
     fail_at: int | None = None
     #: Appends so far.
     appends: int = attrs.field(default=0, init=False)
     _failed_from: int | None = attrs.field(default=None, init=False)
     _last_ticket: int = attrs.field(default=0, init=False)
-
-    @property
-    def requests(self) -> None:
-        """None: a wrapped journal is not shared with other runtimes."""
-        return None
-
-    def reader(self) -> None:
-        """None: a wrapped journal is not shared with other runtimes."""
-        return None
-
-    @property
-    def readonly(self) -> bool:
-        """As ``inner``."""
-        return self.inner.readonly
-
-    @property
-    def committed(self) -> int:
-        """As ``inner``."""
-        return self.inner.committed
-
-    async def open(self) -> None:
-        """Open ``inner``."""
-        await self.inner.open()
-
-    async def close(self) -> None:
-        """Close ``inner``."""
-        await self.inner.close()
 
     def _error(self) -> JournalError:
         return JournalError(
@@ -156,31 +128,3 @@ class FaultyJournal:
     async def wait_for_commit(self, after: int) -> int:
         """As ``inner``."""
         return await self.inner.wait_for_commit(after)
-
-    async def get_run(self, run_id: str) -> RunInfo | None:
-        """As ``inner``."""
-        return await self.inner.get_run(run_id)
-
-    async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
-        """As ``inner``."""
-        return await self.inner.list_runs(status)
-
-    async def load_history(self, run_id: str) -> RunHistory | None:
-        """As ``inner``."""
-        return await self.inner.load_history(run_id)
-
-    async def read_stream(
-        self, run_id: str, key: str, from_offset: int = 0, limit: int = 1000
-    ) -> StreamPage:
-        """As ``inner``."""
-        return await self.inner.read_stream(run_id, key, from_offset, limit)
-
-    def read_stream_nowait(
-        self, run_id: str, key: str, from_offset: int, limit: int
-    ) -> StreamPage | None:
-        """As ``inner``."""
-        return self.inner.read_stream_nowait(run_id, key, from_offset, limit)
-
-    async def list_streams(self, run_id: str) -> list[StreamInfo]:
-        """As ``inner``."""
-        return await self.inner.list_streams(run_id)
