@@ -55,6 +55,31 @@ class RunReading:
         wanted = None if status is None else _status(status)
         return await self.journal.list_runs(wanted)
 
+    async def page_runs(
+        self,
+        status: RunStatus | str | None = None,
+        *,
+        workflow: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunInfo]:
+        """One page of runs, newest first, without loading the others.
+
+        Args:
+            status: only runs with this status.
+            workflow: only runs of this workflow.
+            before: the cursor: the run id of the last run of the previous
+                page; the page holds runs started before it.
+            limit: at most this many runs.
+
+        Raises:
+            ValidationError: a bad status or limit.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError(f"limit must be an int >= 1, not {limit!r}")
+        wanted = None if status is None else _status(status)
+        return await self.journal.page_runs(wanted, workflow=workflow, before=before, limit=limit)
+
     async def get_run(self, run_id: str) -> RunInfo:
         """The journal's view of one run.
 

@@ -158,6 +158,22 @@ class Journal(Protocol):
         """Committed runs, oldest first, optionally only those with ``status``."""
         ...
 
+    async def page_runs(
+        self,
+        status: RunStatus | None = None,
+        *,
+        workflow: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunInfo]:
+        """Committed runs, newest first: at most ``limit``, started before run ``before``.
+
+        ``before`` is a cursor, the last run of the previous page (a run id
+        this journal does not know gives no runs). A page costs what it holds,
+        not what the journal holds.
+        """
+        ...
+
     async def load_history(self, run_id: str) -> RunHistory | None:
         """The committed history of one run (see :class:`RunHistory`)."""
         ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -246,3 +247,27 @@ async def test_a_start_whose_read_missed_a_finished_run_of_its_id_reads_again() 
         journal.gate.set()
     assert [h.run_id for h in handles] == ["same"]
     assert bodies_run == ["same"]  # B found A's run instead of starting it again
+
+
+@pytest.mark.parametrize("journal_kind", ["memory", "sqlite"])
+async def test_page_runs_reads_one_page_newest_first(journal_kind: str, tmp_path: Path) -> None:
+    journal: Any = af.MemoryJournal() if journal_kind == "memory" else tmp_path / "runs.db"
+    async with af.Runtime(journal) as rt:
+        ids = [(await rt.start(page_flow, i, run_id=f"p{i}")).run_id for i in range(7)]
+        for run_id in ids:
+            await rt.handle(run_id).result()
+        first = await rt.page_runs(limit=3)
+        assert [r.run_id for r in first] == ["p6", "p5", "p4"]
+        rest = await rt.page_runs(limit=10, before=first[-1].run_id)
+        assert [r.run_id for r in rest] == ["p3", "p2", "p1", "p0"]
+        assert await rt.page_runs(before="nope") == []
+        completed = await rt.page_runs("completed", workflow="page_flow", limit=2)
+        assert [r.run_id for r in completed] == ["p6", "p5"]
+        assert await rt.page_runs(workflow="other") == []
+        with pytest.raises(af.ValidationError):
+            await rt.page_runs(limit=0)
+
+
+@af.workflow
+async def page_flow(ctx: af.WorkflowContext, i: int) -> int:
+    return i

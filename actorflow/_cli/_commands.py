@@ -27,12 +27,14 @@ __all__ = ("runs", "serve", "show")
 
 
 async def runs(args: argparse.Namespace, out: TextIO, style: Style) -> None:
+    status = None if args.status is None else RunStatus(args.status)
     async with reading(args.db) as journal:
-        found = await journal.list_runs(None if args.status is None else RunStatus(args.status))
+        if args.limit is not None:  # one page of the newest: the others are not read
+            found = list(reversed(await journal.page_runs(status, args.workflow, args.limit)))
+        else:
+            found = await journal.list_runs(status)
     if args.workflow is not None:
         found = [run for run in found if run.workflow == args.workflow]
-    if args.limit is not None:
-        found = found[-args.limit :]
     if not found:
         if style.tty:
             which = "" if args.status is None else f" {args.status}"

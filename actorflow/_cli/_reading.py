@@ -8,6 +8,7 @@ process is writing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -75,6 +76,14 @@ class JournalReader:
     async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
         """See :meth:`actorflow.abc.Journal.list_runs`."""
         return await self._read(self.journal.list_runs, status)
+
+    async def page_runs(
+        self, status: RunStatus | None, workflow: str | None, limit: int
+    ) -> list[RunInfo]:
+        """The newest ``limit`` runs (see :meth:`actorflow.abc.Journal.page_runs`)."""
+        return await self._read(
+            functools.partial(self.journal.page_runs, status, workflow=workflow, limit=limit)
+        )
 
     async def load_history(self, run_id: str) -> RunHistory | None:
         """See :meth:`actorflow.abc.Journal.load_history`."""

@@ -131,6 +131,31 @@ class MemoryJournal:
         """Runs oldest first (in start order), optionally filtered by status."""
         return [r for r in self._runs.values() if status is None or r.status == status]
 
+    async def page_runs(
+        self,
+        status: RunStatus | None = None,
+        *,
+        workflow: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunInfo]:
+        """Runs newest first, at most ``limit``, started before run ``before``."""
+        runs = list(self._runs.values())
+        if before is not None:
+            ids = list(self._runs)
+            if before not in self._runs:
+                return []
+            runs = runs[: ids.index(before)]
+        page: list[RunInfo] = []
+        for info in reversed(runs):
+            if len(page) >= limit:
+                break
+            if (status is None or info.status == status) and (
+                workflow is None or info.workflow == workflow
+            ):
+                page.append(info)
+        return page
+
     async def load_history(self, run_id: str) -> RunHistory | None:
         """The run's records and stream lengths."""
         info = self._runs.get(run_id)

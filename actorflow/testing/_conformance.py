@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -296,6 +297,16 @@ class _JournalMachine(RuleBasedStateMachine):
         assert answers == self.portal.call(_answers, self.reference)
 
     @invariant()
+    def pages_are_the_newest_runs(self) -> None:
+        every = self.call(self.journal.list_runs)
+        for limit in (1, 2, 10):
+            page = self.portal.call(partial(self.journal.page_runs, limit=limit))
+            assert page == list(reversed(every))[:limit]
+        if every:
+            rest = self.portal.call(partial(self.journal.page_runs, before=every[-1].run_id))
+            assert rest == list(reversed(every[:-1]))[:50]
+
+    @invariant()
     def journal_matches_the_model(self) -> None:
         for run_id in _RUN_IDS:
             info = self.call(self.journal.get_run, run_id)
@@ -316,6 +327,10 @@ async def _answers(journal: Journal) -> list[object]:
     """Everything the read side says about every run id the machine may use."""
     result: list[object] = [await journal.list_runs()]
     result.extend([await journal.list_runs(status) for status in RunStatus])
+    result.append(await journal.page_runs(limit=2))
+    result.append(await journal.page_runs(RunStatus.RUNNING, limit=3))
+    result.append(await journal.page_runs(workflow="wf", before="r2", limit=5))
+    result.append(await journal.page_runs(before="no-such-run"))
     for run_id in _RUN_IDS:
         result.append(await journal.get_run(run_id))
         result.append(await journal.load_history(run_id))

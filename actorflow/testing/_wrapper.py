@@ -71,6 +71,17 @@ class JournalWrapper:
         """As ``inner``."""
         return await self.inner.list_runs(status)
 
+    async def page_runs(
+        self,
+        status: RunStatus | None = None,
+        *,
+        workflow: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunInfo]:
+        """As ``inner``."""
+        return await self.inner.page_runs(status, workflow=workflow, before=before, limit=limit)
+
     async def load_history(self, run_id: str) -> RunHistory | None:
         """As ``inner``."""
         return await self.inner.load_history(run_id)

@@ -72,31 +72,23 @@ class Management:
                 ) from None
         workflow = query.get("workflow") or None
         limit = _bounded_int(query.get("limit"), "limit", _DEFAULT_PAGE, 1, MAX_PAGE)
-        # The cursor is how many of the journal's runs (all of them, oldest
-        # first) lie before the next page: runs are only ever appended, so it
-        # stays valid while runs start and change status, and the filters are
-        # applied here rather than by the journal for the same reason.
-        # This loads every run for each page: Journal.list_runs has no paging
-        # yet (the journal protocol is being reworked).
-        runs = await self.rt.list_runs()
-
-        def wanted_run(info: RunInfo) -> bool:
-            return (wanted is None or info.status is wanted) and (
-                workflow is None or info.workflow == workflow
+        # The cursor is the id of the last run of the page: the next page holds
+        # the runs started before it. Runs are ordered by start, which never
+        # changes, so paging a status filter neither repeats nor skips a run
+        # whose status changes between pages. A page costs what it holds.
+        cursor = query.get("cursor") or None
+        if cursor is not None and await self.rt.journal.get_run(cursor) is None:
+            raise ValidationError(
+                f"cursor {cursor!r} is no run of this journal; pass the next_cursor of a page"
             )
-
-        end = _bounded_int(query.get("cursor"), "cursor", len(runs), 0, len(runs))
-        page: list[dict[str, Any]] = []
-        index = end
-        while index > 0 and len(page) < limit:
-            index -= 1
-            if wanted_run(runs[index]):
-                page.append(run_summary(runs[index]))
-        more = any(wanted_run(r) for r in runs[:index])
+        runs = await self.rt.page_runs(wanted, workflow=workflow, before=cursor, limit=limit + 1)
+        more = len(runs) > limit
+        page = [run_summary(info) for info in runs[:limit]]
+        next_cursor = runs[limit - 1].run_id if more else None
         return _json_response(
             {
                 "runs": page,
-                "next_cursor": str(index) if more else None,
+                "next_cursor": next_cursor,
                 "now": self.rt.clock.time(),
                 "manage": self.allowed,
             }

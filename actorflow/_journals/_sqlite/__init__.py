@@ -10,7 +10,8 @@ and ``_readers`` (read connections, queries, the readonly follower),
 (:class:`SQLiteJournal`, which ties them together).
 """
 
-from ._journal import SQLiteJournal, SQLiteJournalStatistics
+from ._journal import SQLiteJournal
 from ._schema import APPLICATION_ID, SCHEMA_VERSION
+from ._writer import SQLiteJournalStatistics
 
 __all__ = ("APPLICATION_ID", "SCHEMA_VERSION", "SQLiteJournal", "SQLiteJournalStatistics")

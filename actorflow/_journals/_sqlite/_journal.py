@@ -34,9 +34,9 @@ from ._readers import Follower, Readers
 from ._requests import Requests
 from ._schema import SCHEMA_VERSION, check_header, prepare
 from ._tails import Tails
-from ._writer import Counters, Writer
+from ._writer import Counters, SQLiteJournalStatistics, Writer
 
-__all__ = ("SQLiteJournal", "SQLiteJournalStatistics")
+__all__ = ("SQLiteJournal",)
 
 _T = TypeVar("_T")
 
@@ -63,26 +63,6 @@ def _check_status(status: str) -> None:
             f"RunEnded status {status!r} is not a RunStatus; use one of "
             + ", ".join(s.value for s in RunStatus)
         ) from None
-
-
-@attrs.frozen
-class SQLiteJournalStatistics:
-    """Counters of a :class:`SQLiteJournal` since it was opened (``statistics()``).
-
-    Attributes:
-        appends: records appended (the last ticket handed out).
-        records: records written by committed transactions.
-        commits: transactions committed; ``records / commits`` is the mean batch.
-        largest_batch: the most records one transaction committed.
-        inline_commits: the commits made in the event loop's thread rather
-            than the writer thread (see the module docs).
-    """
-
-    appends: int
-    records: int
-    commits: int
-    largest_batch: int
-    inline_commits: int = 0
 
 
 # on_setattr=NO_OP: with a validated field, attrs would route every attribute
@@ -442,6 +422,19 @@ class SQLiteJournal:
     async def list_runs(self, status: RunStatus | None = None) -> list[RunInfo]:
         """Committed runs in start order, optionally only those with ``status``."""
         return await self._query(lambda conn: _queries.list_runs(conn, status))
+
+    async def page_runs(
+        self,
+        status: RunStatus | None = None,
+        *,
+        workflow: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunInfo]:
+        """See :meth:`actorflow.abc.Journal.page_runs` (one indexed range scan)."""
+        return await self._query(
+            lambda conn: _queries.page_runs(conn, status, workflow, before, limit)
+        )
 
     async def load_history(self, run_id: str) -> RunHistory | None:
         """The committed history of one run (see :class:`~actorflow.RunHistory`)."""

@@ -51,6 +51,37 @@ def list_runs(conn: sqlite3.Connection, status: RunStatus | None) -> list[RunInf
     return [_run_info(row) for row in rows]
 
 
+def page_runs(
+    conn: sqlite3.Connection,
+    status: RunStatus | None,
+    workflow: str | None,
+    before: str | None,
+    limit: int,
+) -> list[RunInfo]:
+    """Committed runs newest first, at most ``limit``, started before run ``before``."""
+    below = None
+    if before is not None:
+        row = conn.execute("SELECT seq FROM runs WHERE run_id = ?", (before,)).fetchone()
+        if row is None:
+            return []
+        below = row[0]
+    where, args = [], []
+    if below is not None:
+        where.append("seq < ?")
+        args.append(below)
+    if status is not None:
+        where.append("status = ?")
+        args.append(RunStatus(status).value)
+    if workflow is not None:
+        where.append("workflow = ?")
+        args.append(workflow)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    rows = conn.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs {clause}ORDER BY seq DESC LIMIT ?", (*args, limit)
+    )
+    return [_run_info(row) for row in rows]
+
+
 def load_history(conn: sqlite3.Connection, run_id: str, schema_version: int) -> RunHistory | None:
     """The committed history of one run, or None."""
     info = get_run(conn, run_id)

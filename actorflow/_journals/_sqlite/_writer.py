@@ -31,7 +31,11 @@ from ...abc import CommitWatch
 from ._batch import Batch, BatchWriter
 from ._errors import map_sqlite_errors
 
-__all__ = ("Counters", "Writer")
+__all__ = (
+    "Counters",
+    "SQLiteJournalStatistics",
+    "Writer",
+)
 
 _MAX_BATCH = 5000
 # The once-a-tick flush commits in the event loop's thread when the writer
@@ -289,3 +293,23 @@ def _notify(call_soon: CallSoon, fn: Callable[..., object], *args: Any) -> None:
     # RuntimeError: the event loop has stopped, so nobody waits; close() catches up.
     with contextlib.suppress(RuntimeError):
         call_soon(fn, *args)
+
+
+@attrs.frozen
+class SQLiteJournalStatistics:
+    """Counters of a :class:`SQLiteJournal` since it was opened (``statistics()``).
+
+    Attributes:
+        appends: records appended (the last ticket handed out).
+        records: records written by committed transactions.
+        commits: transactions committed; ``records / commits`` is the mean batch.
+        largest_batch: the most records one transaction committed.
+        inline_commits: the commits made in the event loop's thread rather
+            than the writer thread (see the ``_writer`` module docs).
+    """
+
+    appends: int
+    records: int
+    commits: int
+    largest_batch: int
+    inline_commits: int = 0
