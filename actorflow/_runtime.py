@@ -160,7 +160,7 @@ class Runtime(RunReading):
             if self._sharing.candidate is not None:
                 self._tg.start_soon(self._sharing.take_over, self._begin_writing)
             elif not self.journal.readonly:
-                await self._begin_writing(None)
+                await self._begin_writing()
         except BaseException:
             await self._aclose()
             raise
@@ -189,15 +189,12 @@ class Runtime(RunReading):
                 await self.journal.close()
                 await self._sharing.close()
 
-    async def _begin_writing(self, follower: Journal | None) -> None:
+    async def _begin_writing(self) -> None:
         """Resume the journal's unfinished runs, and serve other runtimes' requests."""
         await self._recover()
         requests = self.journal.requests
-        if requests is None or self._tg is None:
-            return
-        if follower is None:
-            follower = await self._sharing.open_reader(self.journal)
-        self._tg.start_soon(serve_requests, requests, follower, self._apply, self._tg)
+        if requests is not None and self._tg is not None:
+            self._tg.start_soon(serve_requests, requests, self._apply, self._tg)
 
     async def _apply(self, request: Request) -> bytes | None:
         """Apply another runtime's request; its outcome (None: done)."""

@@ -158,17 +158,16 @@ class Sharing:
         self.twins.append(reader)
         return reader
 
-    async def take_over(self, begin: Callable[[Journal | None], Awaitable[None]]) -> None:
+    async def take_over(self, begin: Callable[[], Awaitable[None]]) -> None:
         """Wait to write the candidate journal; then write it and execute its runs."""
         journal = self.candidate
         assert journal is not None
         assert self.requester is not None
         await wait_to_write(journal)
         _log.info("this runtime now writes %r and executes its runs", journal)
-        follower = self.requester.journal
         self.requester = self.candidate = None
         self.use(journal)
-        await begin(follower)
+        await begin()
 
     async def close(self) -> None:
         """Close the reader twins (shielded by the caller)."""
@@ -189,15 +188,15 @@ async def wait_to_write(journal: Journal) -> None:
 
 async def serve_requests(
     requests: RequestQueue,
-    follower: Journal,
     apply: Callable[[Request], Awaitable[bytes | None]],
     task_group: anyio.abc.TaskGroup,
 ) -> None:
     """Apply the requests of other runtimes, in the order they were made, until cancelled.
 
-    ``follower`` is a reader of the journal, whose commits (a request is one)
-    wake this loop. A ``cancel`` is applied in a task of its own, since it
-    waits for the run to end; the others in order, here.
+    It waits on the requests' own signal (``wait_for_request``), not on the
+    journal's commits: the writer's own commits, the hot path, do not wake
+    it. A ``cancel`` is applied in a task of its own, since it waits for the
+    run to end; the others in order, here.
     """
     started: set[int] = set()  # cancels in flight
 
@@ -205,13 +204,10 @@ async def serve_requests(
         await requests.finish([(request.seq, await _applied(apply, request))])
         started.discard(request.seq)
 
-    async def look() -> list[Request] | None:
-        pending = [r for r in await requests.pending() if r.seq not in started]
-        return pending or None
-
     while True:
         outcomes = []
-        for request in await follow(follower, look):
+        pending = [r for r in await requests.pending() if r.seq not in started]
+        for request in pending:
             if request.kind == "cancel":
                 started.add(request.seq)
                 task_group.start_soon(cancel, request)
@@ -219,6 +215,8 @@ async def serve_requests(
                 outcomes.append((request.seq, await _applied(apply, request)))
         if outcomes:
             await requests.finish(outcomes)
+        if not pending:
+            await requests.wait_for_request()
 
 
 async def _applied(apply: Callable[[Request], Awaitable[bytes | None]], request: Request) -> Any:

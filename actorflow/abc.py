@@ -217,6 +217,14 @@ class RequestQueue(Protocol):
         """The requests not yet done, oldest first (for the writer)."""
         ...
 
+    async def wait_for_request(self) -> None:
+        """Return once a request may have been made since the last ``pending()`` (for the writer).
+
+        It may return early (then ``pending()`` finds nothing new); it must not
+        sleep through a request committed after that ``pending()`` began.
+        """
+        ...
+
     async def finish(self, outcomes: list[tuple[int, bytes | None]]) -> None:
         """Mark requests done, in one commit: ``(seq, outcome)`` pairs.
 

@@ -16,6 +16,11 @@ asks the writer for what only the writer may do by committing a row to the
 The writer never caches anything of this table, and the askers never touch
 the tables the writer caches, so the two never confuse each other; SQLite's
 own locking serializes their transactions (with a busy timeout).
+
+After each request it commits, an asker touches the file ``<journal>-requests``
+(the doorbell). The writer waits on writes to that file alone (see
+``_watch``), not on the journal's commits, so its own commits, the hot path,
+cost it nothing; where writes are not reported it polls the table instead.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import threading
 import anyio.to_thread
 import attrs
 
+from ..._eventloop import current_call_soon
 from ...abc import Request
 from ._errors import map_sqlite_errors
+from ._watch import FileWatch
 
 __all__ = ("RequestBox", "Requests")
 
@@ -47,6 +54,36 @@ _INSERT_RUN = (
     "VALUES (?, ?, 'PENDING', ?, ?) ON CONFLICT (run_id) DO NOTHING"
 )
 _BUSY_TIMEOUT_MS = 10_000
+# How long the writer waits for the doorbell before it looks anyway: with a
+# file watch, a backstop for a write it was not told of; without one, a poll.
+_WATCHED_BACKSTOP = 1.0
+_POLL = 0.05
+
+
+def ring(path: str) -> None:
+    """Touch the doorbell of the journal at ``path``: a request was committed."""
+    bell = doorbell(path)
+    try:
+        with open(bell, "a"):
+            pass
+        os.utime(bell)
+    except OSError:  # the writer finds the request anyway, at its backstop
+        pass
+
+
+def _start(watch: FileWatch, bell: str) -> bool:
+    """Create the doorbell if need be (a file watch needs the file), then watch it."""
+    try:
+        with open(bell, "a"):
+            pass
+    except OSError:
+        return False
+    return watch.start()
+
+
+def doorbell(path: str) -> str:
+    """The doorbell file of the journal at ``path``."""
+    return os.path.realpath(path) + "-requests"
 
 
 @attrs.define(eq=False)
@@ -103,6 +140,8 @@ class RequestBox:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        if inserted:
+            ring(self.path)
         return str(existing)
 
     def submit(self, kind: str, run_id: str, body: bytes | None) -> int:
@@ -111,6 +150,7 @@ class RequestBox:
             cursor = self.conn.execute(
                 "INSERT INTO requests (kind, run_id, body) VALUES (?, ?, ?)", (kind, run_id, body)
             )
+        ring(self.path)
         return int(cursor.lastrowid or 0)
 
     def pending(self) -> list[Request]:
@@ -166,6 +206,12 @@ class Requests:
     # Invariant: created once, in a worker thread, under _opening (an anyio lock).
     _box: RequestBox | None = None
     _opening: anyio.Lock = attrs.field(factory=anyio.Lock)
+    # The writer's side (loop thread only): the doorbell's watch, and the
+    # event it sets; pending() replaces the event before it reads, so a ring
+    # after that read began is never slept through.
+    _watch: FileWatch | None = None
+    _watching: bool = False
+    _rung: anyio.Event = attrs.field(factory=anyio.Event)
 
     async def _get(self) -> RequestBox:
         if self._box is None:
@@ -187,7 +233,24 @@ class Requests:
     async def pending(self) -> list[Request]:
         """See :meth:`actorflow.abc.RequestQueue.pending`."""
         box = await self._get()
+        if self._rung.is_set():
+            self._rung = anyio.Event()
         return await anyio.to_thread.run_sync(box.pending)
+
+    async def wait_for_request(self) -> None:
+        """See :meth:`actorflow.abc.RequestQueue.wait_for_request`."""
+        if self._watch is None and not self._watching:
+            self._watching = True
+            call_soon = current_call_soon()
+            bell = doorbell(self.path)
+            watch = FileWatch.file(bell, lambda: call_soon(self._ring))
+            if await anyio.to_thread.run_sync(_start, watch, bell):
+                self._watch = watch
+        with anyio.move_on_after(_WATCHED_BACKSTOP if self._watch is not None else _POLL):
+            await self._rung.wait()
+
+    def _ring(self) -> None:
+        self._rung.set()
 
     async def finish(self, outcomes: list[tuple[int, bytes | None]]) -> None:
         """See :meth:`actorflow.abc.RequestQueue.finish`."""
@@ -200,7 +263,10 @@ class Requests:
         return await anyio.to_thread.run_sync(box.outcome, seq)
 
     def close(self) -> None:
-        """Close the connection, if one was opened (in a worker thread: it may block)."""
+        """Close the connection and the watch, if opened (in a worker thread: it may block)."""
         box, self._box = self._box, None
         if box is not None:
             box.close()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()

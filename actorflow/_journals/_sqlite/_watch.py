@@ -65,6 +65,9 @@ def _libc() -> Any:
 class FileWatch:
     """Calls ``notify()``, from its own thread, when one of ``names`` in ``directory`` is written.
 
+    With no ``names``, ``directory`` is the path of one file, watched itself
+    (:meth:`file`): other files' writes do not even wake the thread.
+
     ``start()`` returns False where inotify is not available; the caller then polls.
     """
 
@@ -76,6 +79,11 @@ class FileWatch:
     _wake_r: int = -1
     _wake_w: int = -1
     _thread: threading.Thread | None = None
+
+    @classmethod
+    def file(cls, path: str, notify: Callable[[], object]) -> FileWatch:
+        """A watch of the file at ``path`` itself (it must exist): its writes only."""
+        return cls(os.path.realpath(path), frozenset(), notify)
 
     @classmethod
     def of(cls, paths: Iterable[str], notify: Callable[[], object]) -> FileWatch:
@@ -113,7 +121,7 @@ class FileWatch:
                     data = os.read(fd, 65536)
                 except BlockingIOError:
                     continue
-                if any(name in names for name in _names(data)):
+                if not names or any(name in names for name in _names(data)):
                     self.notify()
         except Exception:  # the watched directory went away, the loop closed, ...
             _log.debug("file watch of %r stopped", self.directory, exc_info=True)
